@@ -1,0 +1,26 @@
+# Connected components (SPEC section 1): one instance map per case, stored beside the label.
+
+
+def _given_instances(wildcards):
+    if DATASETS[wildcards.dataset]["instance_labels"]:
+        return PATHS["given_instances"].format(**wildcards)
+    return []
+
+
+rule components:
+    """Instance map of one case with cc3d (or the ids the label file already held)."""
+    input:
+        label=PATHS["label"],
+        given=_given_instances,
+        code=pkg_src("components.py", "io.py"),
+    output:
+        instances=PATHS["instances"],
+        summary=PATHS["instances_json"],
+    params:
+        connectivity=lambda wc: DATASETS[wc.dataset]["connectivity"],
+    log:
+        LOGS + "/components/{dataset}/{case}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/components.py"

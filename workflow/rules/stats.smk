@@ -1,0 +1,47 @@
+# Blob statistics (SPEC section 4, paper Fig. 4): a feature table per dataset and one figure.
+
+
+rule blob_features:
+    """Blob count per case and shape features per blob (volume, compactness, sphereness, stringness, skewness)."""
+    input:
+        instances=lambda wc: per_case("instances", wc.dataset),
+        code=pkg_src("stats.py", "io.py"),
+    output:
+        features=PATHS["blob_features"],
+        counts=PATHS["blob_counts"],
+    params:
+        method=config["stats"]["method"],
+        cases=lambda wc: CASES[wc.dataset],
+    log:
+        LOGS + "/stats/{dataset}.log",
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../../scripts/blob_features.py"
+
+
+rule blob_statistics:
+    """Fig. 4-style figure and a summary table over every dataset of the config."""
+    input:
+        features=per_dataset("blob_features"),
+        counts=per_dataset("blob_counts"),
+        code=pkg_src("plots.py", "stats.py"),
+    output:
+        figure=report(
+            PATHS["stats_figure"],
+            caption="../report/blob_statistics.rst",
+            category="Blob statistics",
+        ),
+        table=report(
+            PATHS["stats_table"],
+            caption="../report/blob_statistics_table.rst",
+            category="Blob statistics",
+        ),
+    params:
+        percentile=config["stats"]["percentile"],
+    log:
+        LOGS + "/stats/figure.log",
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../../scripts/blob_statistics.py"
