@@ -47,7 +47,7 @@ def build_manifest(
         >>> m = build_manifest([{"case": "a", "shape": [4, 4], "spacing": [1.0, 1.0], "spacing_unit": "mm",
         ...                      "channels": 1, "label_voxels": 3, "empty": False}],
         ...                    [{"n_instances": 2}], {"train": ["a"], "val": [], "test": []})
-        >>> m.loc[0, "split"], m.loc[0, "n_instances"]
+        >>> str(m.loc[0, "split"]), int(m.loc[0, "n_instances"])
         ('train', 2)
     """
     if len(metas) != len(instance_summaries):

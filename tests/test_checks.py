@@ -1,0 +1,251 @@
+"""Tests for blobloss.data.checks: every integrity error names the case, the file and the fix.
+
+Most errors are triggered end to end through discover_cases / convert_case on tiny files, and each test
+also checks that nothing was written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from blobloss.data import checks
+from blobloss.data.checks import DataIntegrityError
+from blobloss.data.convert import convert_case, discover_cases
+from blobloss.io import save_nifti, save_tiff
+
+SHAPE = (5, 4, 3)
+
+
+def cfg(root: Path, **source: Any) -> dict[str, Any]:
+    src = {"format": "generic", "path": str(root), "image_glob": "images/*.nii.gz", "label_glob": "labels/*.nii.gz"}
+    src.update(source)
+    return {"name": "t", "source": src, "normalization": {"method": "minmax"}}
+
+
+def good_image() -> np.ndarray:
+    return np.arange(np.prod(SHAPE), dtype=np.float32).reshape(SHAPE)
+
+
+def good_label() -> np.ndarray:
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[1, 1, 1] = 1
+    return lab
+
+
+def convert(dataset: dict[str, Any], case: str, out: Path) -> dict[str, Any]:
+    sources = discover_cases(dataset)[case]
+    return convert_case(dataset, case, sources, out / "image.nii.gz", out / "label.nii.gz", out / "meta.json")
+
+
+def assert_names(message: str, *parts: str) -> None:
+    for part in parts:
+        assert part in message, f"{part!r} missing from: {message}"
+
+
+# ---------------------------------------------------------------- end to end, one test per error
+
+
+def test_shape_mismatch(tmp_path):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", good_image())
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", np.zeros((5, 4, 2), np.uint8))
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", "labels/c1.nii.gz", "images/c1.nii.gz", "(5, 4, 2)", "(5, 4, 3)", "resample")
+    assert not (tmp_path / "out").exists()
+
+
+def test_4d_image_shape_mismatch_reports_spatial_shapes(tmp_path):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", np.zeros((5, 4, 2, 3), np.float32))
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", "labels/c1.nii.gz", "(5, 4, 3) but image", "has (5, 4, 2)")
+
+
+def test_spacing_mismatch(tmp_path):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", good_image(), spacing=(1.0, 1.0, 3.0))
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label(), spacing=(1.0, 1.0, 3.01))
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", "labels/c1.nii.gz", "images/c1.nii.gz", "3.01", "spacing")
+    assert not (tmp_path / "out").exists()
+
+
+def test_spacing_within_tolerance_passes_and_override_skips_check(tmp_path):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", good_image(), spacing=(1.0, 1.0, 3.0))
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label(), spacing=(1.0, 1.0, 3.002))
+    assert convert(cfg(tmp_path), "c1", tmp_path / "a")["spacing"] == [1.0, 1.0, 3.0]
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label(), spacing=(1.0, 1.0, 5.0))
+    dataset = {**cfg(tmp_path), "spacing": [1.0, 1.0, 4.0]}
+    assert convert(dataset, "c1", tmp_path / "b")["spacing"] == [1.0, 1.0, 4.0]
+
+
+def test_channel_shape_mismatch(tmp_path):
+    save_nifti(tmp_path / "images" / "c1_0000.nii.gz", good_image())
+    save_nifti(tmp_path / "images" / "c1_0001.nii.gz", np.zeros((5, 4, 4), np.float32))
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path, channel_suffixes=["_0000", "_0001"]), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", "c1_0000.nii.gz", "c1_0001.nii.gz", "(5, 4, 4)", "resample")
+    assert not (tmp_path / "out").exists()
+
+
+def test_channel_spacing_mismatch(tmp_path):
+    save_nifti(tmp_path / "images" / "c1_0000.nii.gz", good_image(), spacing=(1.0, 1.0, 1.0))
+    save_nifti(tmp_path / "images" / "c1_0001.nii.gz", good_image(), spacing=(1.0, 1.0, 2.0))
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path, channel_suffixes=["_0000", "_0001"]), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", "channel image", "c1_0001.nii.gz", "c1_0000.nii.gz")
+
+
+@pytest.mark.parametrize(
+    ("label", "expect"),
+    [
+        (np.where(good_label() > 0, 0.5, 0.0).astype(np.float32), "non-integer values (e.g. 0.5)"),
+        (np.where(good_label() > 0, -1, 0).astype(np.int16), "negative values (minimum -1)"),
+        (np.where(good_label() > 0, -2.0, 0.0).astype(np.float32), "negative values (minimum -2)"),
+        (np.where(good_label() > 0, np.nan, 0.0).astype(np.float32), "NaN/Inf"),
+    ],
+    ids=["fractional", "negative-int", "negative-float", "nan"],
+)
+def test_bad_label_values(tmp_path, label, expect):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", good_image())
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", label)
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", "labels/c1.nii.gz", expect)
+    assert not (tmp_path / "out").exists()
+
+
+def test_float_label_with_integral_values_is_accepted(tmp_path):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", good_image())
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label().astype(np.float32))
+    assert convert(cfg(tmp_path), "c1", tmp_path / "out")["label_voxels"] == 1
+
+
+@pytest.mark.parametrize(("bad", "expect"), [(np.nan, "1 NaN and 0 Inf"), (np.inf, "0 NaN and 1 Inf")])
+def test_nonfinite_intensities(tmp_path, bad, expect):
+    img = good_image()
+    img[0, 0, 0] = bad
+    save_nifti(tmp_path / "images" / "c1.nii.gz", img)
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", "images/c1.nii.gz", expect)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("which", ["images", "labels"])
+def test_corrupt_file(tmp_path, which):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", good_image())
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
+    bad = tmp_path / which / "c1.nii.gz"
+    bad.write_bytes(bad.read_bytes()[:60])
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", f"{which}/c1.nii.gz", "corrupt")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_pairs_listed_both_ways(tmp_path):
+    for case in ("a", "b"):
+        save_nifti(tmp_path / "images" / f"{case}.nii.gz", good_image())
+    for case in ("b", "c"):
+        save_nifti(tmp_path / "labels" / f"{case}.nii.gz", good_label())
+    with pytest.raises(DataIntegrityError) as exc:
+        discover_cases(cfg(tmp_path))
+    msg = str(exc.value)
+    assert_names(msg, "images without a label: case 'a'", "images/a.nii.gz", "labels without an image: case 'c'",
+                 "labels/c.nii.gz", "glob")
+    assert "'b'" not in msg
+
+
+def test_missing_channel_file(tmp_path):
+    save_nifti(tmp_path / "images" / "c1_0000.nii.gz", good_image())
+    save_nifti(tmp_path / "images" / "c2_0000.nii.gz", good_image())
+    save_nifti(tmp_path / "images" / "c2_0001.nii.gz", good_image())
+    for case in ("c1", "c2"):
+        save_nifti(tmp_path / "labels" / f"{case}.nii.gz", good_label())
+    with pytest.raises(DataIntegrityError) as exc:
+        discover_cases(cfg(tmp_path, channel_suffixes=["_0000", "_0001"]))
+    assert_names(str(exc.value), "case 'c1'", "['_0001']", "c1_0000.nii.gz", "channel_suffixes")
+    assert "'c2'" not in str(exc.value)
+
+
+def test_nnunet_missing_channel_file(tmp_path):
+    (tmp_path / "dataset.json").write_text('{"channel_names": {"0": "T1", "1": "T2"}, "file_ending": ".nii.gz"}')
+    save_nifti(tmp_path / "imagesTr" / "x_001_0000.nii.gz", good_image())
+    save_nifti(tmp_path / "labelsTr" / "x_001.nii.gz", good_label())
+    with pytest.raises(DataIntegrityError) as exc:
+        discover_cases({"name": "t", "source": {"format": "nnunet", "path": str(tmp_path)}})
+    assert_names(str(exc.value), "case 'x_001'", "x_001_0001.nii.gz", "2 channel(s)")
+
+
+def test_file_without_channel_suffix(tmp_path):
+    save_nifti(tmp_path / "images" / "c1_0000.nii.gz", good_image())
+    save_nifti(tmp_path / "images" / "stray.nii.gz", good_image())
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
+    with pytest.raises(DataIntegrityError, match=r"stray\.nii\.gz.*channel_suffixes"):
+        discover_cases(cfg(tmp_path, channel_suffixes=["_0000"]))
+
+
+def test_label_without_label_suffix(tmp_path):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", good_image())
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
+    with pytest.raises(DataIntegrityError, match=r"labels/c1\.nii\.gz.*label_suffix '_seg'"):
+        discover_cases(cfg(tmp_path, label_suffix="_seg"))
+
+
+def test_tiff_without_spacing_needs_config_spacing(tmp_path):
+    save_tiff(tmp_path / "images" / "s1.tif", good_image().astype(np.uint16))
+    save_tiff(tmp_path / "labels" / "s1.tif", good_label())
+    dataset = cfg(tmp_path, format="lightsheet", image_glob="images/*.tif", label_glob="labels/*.tif")
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(dataset, "s1", tmp_path / "out")
+    assert_names(str(exc.value), "case 's1'", "images/s1.tif", "set `spacing`")
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- the check functions directly
+
+
+@pytest.mark.parametrize(
+    ("call", "ok"),
+    [
+        (lambda: checks.check_shapes("c", (2, 3), (2, 3), "i", "l"), True),
+        (lambda: checks.check_shapes("c", (2, 3), (3, 2), "i", "l"), False),
+        (lambda: checks.check_spacing("c", (1.0, 2.0), (1.0005, 2.0), "i", "l"), True),
+        (lambda: checks.check_spacing("c", (1.0, 2.0), (1.0, 2.01), "i", "l"), False),
+        (lambda: checks.check_spacing("c", (1.0, 2.0), (1.0, 2.0, 1.0), "i", "l"), False),
+        (lambda: checks.check_channel_shapes("c", [(2, 2), (2, 2)], ["a", "b"]), True),
+        (lambda: checks.check_channel_shapes("c", [(2, 2), (2, 3)], ["a", "b"]), False),
+        (lambda: checks.check_label_values("c", np.array([0, 1, 255], np.uint8), "l"), True),
+        (lambda: checks.check_label_values("c", np.array([True, False]), "l"), True),
+        (lambda: checks.check_label_values("c", np.array([0.0, 3.0]), "l"), True),
+        (lambda: checks.check_label_values("c", np.array([0.0, 1e-3]), "l"), False),
+        (lambda: checks.check_label_values("c", np.array(["a"]), "l"), False),
+        (lambda: checks.check_finite("c", np.zeros(3, np.int16), "i"), True),
+        (lambda: checks.check_finite("c", np.array([0.0, -np.inf]), "i"), False),
+        (lambda: checks.check_spacing_given("c", (1.0, 0.5), "i"), True),
+        (lambda: checks.check_spacing_given("c", None, "i"), False),
+        (lambda: checks.check_spacing_given("c", (1.0, 0.0), "i"), False),
+        (lambda: checks.check_pairs({"a": "x"}, {"a": "y"}), True),
+        (lambda: checks.check_pairs({"a": "x"}, {}), False),
+    ],
+)
+def test_check_table(call, ok):
+    if ok:
+        call()
+    else:
+        with pytest.raises(DataIntegrityError, match=re.escape("case 'c'") + "|images without"):
+            call()
+
+
+def test_error_is_a_value_error():
+    assert issubclass(DataIntegrityError, ValueError)

@@ -1,0 +1,36 @@
+"""Repository-level promises: the README's commands and CI stay in sync."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bash_blocks(text: str) -> list[str]:
+    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
+
+
+def setup_commands() -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    return [line for block in _bash_blocks(section) for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_has_exactly_two_setup_commands() -> None:
+    cmds = setup_commands()
+    assert len(cmds) == 2, cmds
+    assert "snakemake" in cmds[0] and "pytest" in cmds[1]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    test_cmd = setup_commands()[1]
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test_cmd in ci
+
+
+def test_cpu_constraints_pin_torch_exactly() -> None:
+    lines = (REPO / "requirements" / "cpu.txt").read_text().splitlines()
+    assert any(re.fullmatch(r"torch==\d+\.\d+\.\d+", l.strip()) for l in lines)
+    assert "numpy<2.4" in [l.strip() for l in lines]
