@@ -25,8 +25,9 @@ def blob_summary(features: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
         ...                   "compactness": [float("nan"), 0.5], "sphereness": [float("nan"), 0.8],
         ...                   "stringness": [float("nan"), 0.2], "skewness": [float("nan"), 0.1]})
         >>> c = pd.DataFrame({"dataset": ["a", "a"], "case": ["c0", "c1"], "n_blobs": [2, 0]})
-        >>> blob_summary(f, c).loc[0, ["cases", "blobs", "compactness_median"]].tolist()
-        [2, 2, 0.5]
+        >>> row = blob_summary(f, c).iloc[0]
+        >>> int(row["cases"]), int(row["blobs"]), float(row["compactness_median"])
+        (2, 2, 0.5)
     """
     rows = []
     for dataset, per_case in counts.groupby("dataset", sort=True):
