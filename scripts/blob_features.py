@@ -1,14 +1,13 @@
 """Snakemake job: blob features and counts of one dataset (blobloss.stats)."""
-from blobloss.io import atomic_path
 from blobloss.logs import log_to_file
-from blobloss.stats import case_counts, dataset_features
+from blobloss.stats import write_dataset_statistics
 
 with log_to_file(snakemake.log[0]) as log:
-    paths = dict(zip(snakemake.params.cases, snakemake.input.instances))
-    features = dataset_features(paths, snakemake.wildcards.dataset, method=snakemake.params.method)
-    counts = case_counts(features, snakemake.params.cases, snakemake.wildcards.dataset)
-    with atomic_path(snakemake.output.features) as tmp:
-        features.to_csv(tmp, index=False)
-    with atomic_path(snakemake.output.counts) as tmp:
-        counts.to_csv(tmp, index=False)
+    features, counts = write_dataset_statistics(
+        dict(zip(snakemake.params.cases, snakemake.input.instances)),
+        snakemake.wildcards.dataset,
+        snakemake.output.features,
+        snakemake.output.counts,
+        method=snakemake.params.method,
+    )
     log.info("%d blobs in %d cases", len(features), len(counts))
