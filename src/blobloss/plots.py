@@ -3,6 +3,10 @@
 :func:`plot_blob_statistics` draws the blob-statistics figure (paper Fig. 4): blob count per case and
 volume per blob as box plots, and the densities of the four shape features, one colour per dataset.
 
+Results figures: :func:`detection_overlay` / :func:`plot_detection_comparison` (paper Fig. 5/6: maximum
+intensity projections with TP/FP/FN blobs), :func:`pick_case` (the case where two settings differ most),
+:func:`plot_paired` (per-case scatter of two settings) and :func:`plot_training_curves`.
+
 Figures are drawn on a plain :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot state, no
 GUI backend needed) and written atomically (temporary file with the same extension in the same folder,
 then ``os.replace``).
@@ -11,7 +15,8 @@ then ``os.replace``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
@@ -207,3 +212,513 @@ def plot_blob_statistics(
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=dpi, format=out.suffix.lstrip(".").lower() or "png")
     return out
+
+
+# ==================================================================================================
+# Results figures: detection overlays (paper Fig. 5/6), paired per-case comparison, training curves
+# ==================================================================================================
+
+#: Colours of the detection overlay (RGB in [0, 1]).
+DETECTION_COLOURS: dict[str, tuple[float, float, float]] = {
+    "tp": (0.0, 0.8, 0.0),  # predicted blob that touches the ground truth
+    "fp": (0.1, 0.3, 1.0),  # predicted blob that touches no ground truth
+    "fn": (1.0, 0.0, 0.0),  # ground-truth blob that no prediction touches
+    "gt": (1.0, 0.85, 0.0),  # ground truth in the reference panel
+}
+_DETECTION_LEGEND = {
+    "tp": "TP: predicted blob touching the ground truth",
+    "fp": "FP: predicted blob touching no ground truth",
+    "fn": "FN: ground-truth blob missed",
+    "gt": "ground truth",
+}
+METRIC_NAMES: dict[str, str] = {
+    "dsc": "DSC",
+    "sensitivity": "volumetric sensitivity",
+    "precision": "volumetric precision",
+    "surface_dice": "Surface Dice",
+    "instance_sensitivity": "instance sensitivity",
+    "instance_precision": "instance precision",
+    "f1": "instance F1",
+}
+
+__all__ += [
+    "DETECTION_COLOURS",
+    "Detections",
+    "classify_blobs",
+    "detection_overlay",
+    "plot_detection_comparison",
+    "pick_case",
+    "plot_paired",
+    "plot_training_curves",
+]
+
+
+def _save_figure(fig: Figure, out_png: str | PathLike[str], dpi: int) -> Path:
+    """Save ``fig`` atomically; the format follows the extension of ``out_png``."""
+    from blobloss.io import atomic_path
+
+    out = Path(out_png)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=out.suffix.lstrip(".").lower() or "png")
+    return out
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# detection overlay
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Detections:
+    """Blob-wise detection result of one case (SPEC section 5 rule).
+
+    Attributes:
+        tp: Voxels of predicted blobs that share at least one voxel with the ground truth, (*spatial) bool.
+        fp: Voxels of predicted blobs that share none, (*spatial) bool.
+        fn: Voxels of ground-truth blobs that share no voxel with the prediction, (*spatial) bool.
+        n_tp: Number of TP predicted blobs.
+        n_fp: Number of FP predicted blobs.
+        n_fn: Number of FN ground-truth blobs.
+    """
+
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    n_tp: int
+    n_fp: int
+    n_fn: int
+
+
+def classify_blobs(gt: np.ndarray, pred: np.ndarray, connectivity: int = 26) -> Detections:
+    """Split prediction and ground truth into TP, FP and FN blobs (cc3d, same rule as the metrics).
+
+    The counts equal those of :func:`blobloss.metrics.instance_metrics` for the same inputs.
+
+    Args:
+        gt: Ground truth, (Y, X) or (Z, Y, X), binary.
+        pred: Prediction, same shape, binary.
+        connectivity: 6/18/26 in 3D, 4/8 in 2D (26/18 map to 8 and 6 to 4 on 2D masks).
+
+    Returns:
+        The :class:`Detections` masks and counts.
+
+    Raises:
+        ValueError: On non-binary masks, different shapes or an unsupported connectivity.
+
+    Example:
+        >>> gt = np.zeros((1, 3, 7), bool); gt[0, 1, 0] = gt[0, 1, 3] = True
+        >>> pred = np.zeros_like(gt); pred[0, 1, 0] = pred[0, 1, 6] = True
+        >>> d = classify_blobs(gt, pred)
+        >>> d.n_tp, d.n_fp, d.n_fn
+        (1, 1, 1)
+    """
+    import cc3d
+
+    from blobloss.metrics import _check_pair, _resolve_connectivity
+
+    pred_b, gt_b = _check_pair(pred, gt)
+    conn = _resolve_connectivity(connectivity, pred_b.ndim)
+    pred_labels, n_pred = cc3d.connected_components(pred_b, connectivity=conn, return_N=True, binary_image=True)
+    gt_labels, n_gt = cc3d.connected_components(gt_b, connectivity=conn, return_N=True, binary_image=True)
+    overlap = pred_b & gt_b
+    pred_hit = np.zeros(n_pred + 1, dtype=bool)
+    pred_hit[pred_labels[overlap]] = True
+    gt_hit = np.zeros(n_gt + 1, dtype=bool)
+    gt_hit[gt_labels[overlap]] = True
+    gt_hit[0] = True  # background is never a missed blob
+    tp = pred_hit[pred_labels] & pred_b
+    n_tp = int(np.count_nonzero(pred_hit[1:]))
+    return Detections(
+        tp=tp,
+        fp=pred_b & ~tp,
+        fn=~gt_hit[gt_labels],
+        n_tp=n_tp,
+        n_fp=int(n_pred) - n_tp,
+        n_fn=int(n_gt) - int(np.count_nonzero(gt_hit[1:])),
+    )
+
+
+def _spatial_image(image: np.ndarray, ndim: int, channel: int) -> np.ndarray:
+    """The image as (*spatial) float: a (C, *spatial) image gives its channel ``channel``."""
+    img = np.asarray(image, dtype=float)
+    if img.ndim == ndim + 1:
+        if not -img.shape[0] <= channel < img.shape[0]:
+            raise ValueError(f"channel {channel} out of range for an image with {img.shape[0]} channels.")
+        img = img[channel]
+    if img.ndim != ndim:
+        raise ValueError(
+            f"image must be (*spatial) or (C, *spatial) matching the masks' {ndim} spatial axes, got shape "
+            f"{np.shape(image)}."
+        )
+    return img
+
+
+def _mip(array: np.ndarray, axis: int) -> np.ndarray:
+    """Maximum intensity projection along ``axis`` for 3D arrays; 2D arrays are returned unchanged."""
+    return array if array.ndim == 2 else array.max(axis=axis)
+
+
+def _grey_rgb(image_mip: np.ndarray) -> np.ndarray:
+    """(H, W) image -> (H, W, 3) grey in [0, 1] (min/max scaled; constant images are black)."""
+    finite = np.where(np.isfinite(image_mip), image_mip, np.nan)
+    lo, hi = np.nanmin(finite), np.nanmax(finite)
+    scaled = np.zeros_like(image_mip, dtype=float) if not hi > lo else (np.nan_to_num(finite, nan=lo) - lo) / (hi - lo)
+    return np.repeat(scaled[..., None], 3, axis=-1)
+
+
+def _paint(rgb: np.ndarray, mask_mip: np.ndarray, colour: tuple[float, float, float], alpha: float) -> None:
+    """Blend ``colour`` into ``rgb`` where ``mask_mip`` is set (in place)."""
+    rgb[mask_mip] = (1.0 - alpha) * rgb[mask_mip] + alpha * np.asarray(colour)
+
+
+def _check_alpha(alpha: float) -> float:
+    if not 0.0 < float(alpha) <= 1.0:
+        raise ValueError(f"alpha (overlay opacity) must be in (0, 1], got {alpha!r}.")
+    return float(alpha)
+
+
+def _check_axis(axis: int, ndim: int) -> int:
+    if ndim == 3 and not -3 <= axis < 3:
+        raise ValueError(f"axis must be -3..2 for a 3D volume, got {axis}.")
+    return axis
+
+
+def detection_overlay(
+    image: np.ndarray,
+    gt: np.ndarray,
+    pred: np.ndarray,
+    connectivity: int = 26,
+    alpha: float = 0.7,
+    axis: int = -1,
+    channel: int = 0,
+) -> np.ndarray:
+    """Maximum intensity projection of an image with TP (green), FP (blue) and FN (red) blobs.
+
+    The image MIP is drawn in grey (min/max scaled); each blob class (see :func:`classify_blobs`) is
+    projected as the MIP of its mask and blended in its colour (:data:`DETECTION_COLOURS`), in the order
+    TP, FP, FN, so a missed blob stays visible where projections overlap.
+
+    Args:
+        image: (*spatial) or (C, *spatial) float image (a channel is picked with ``channel``).
+        gt: Ground truth, (*spatial) binary, 2D (Y, X) or 3D.
+        pred: Prediction, same shape, binary.
+        connectivity: Blob connectivity (as for the metrics).
+        alpha: Opacity of the colours in (0, 1]; 1 paints pure colours.
+        axis: Projection axis for 3D volumes (default: the last one); 2D images are shown as they are.
+        channel: Channel of a (C, *spatial) image.
+
+    Returns:
+        RGB array (H, W, 3) of floats in [0, 1]: the spatial shape without ``axis`` (3D) or as is (2D).
+
+    Raises:
+        ValueError: On mismatched shapes, non-binary masks, bad connectivity, alpha or axis.
+
+    Example:
+        >>> gt = np.zeros((4, 4, 3), bool); gt[1, 1, 0] = True
+        >>> rgb = detection_overlay(np.zeros((4, 4, 3)), gt, np.zeros_like(gt), alpha=1.0)
+        >>> rgb.shape, rgb[1, 1].tolist()
+        ((4, 4, 3), [1.0, 0.0, 0.0])
+    """
+    alpha = _check_alpha(alpha)
+    detections = classify_blobs(gt, pred, connectivity)
+    ndim = detections.tp.ndim
+    axis = _check_axis(axis, ndim)
+    img = _spatial_image(image, ndim, channel)
+    if img.shape != detections.tp.shape:
+        raise ValueError(f"image has spatial shape {img.shape} but the masks have {detections.tp.shape}.")
+    return _overlay(img, detections, alpha, axis)
+
+
+def _overlay(img: np.ndarray, detections: Detections, alpha: float, axis: int) -> np.ndarray:
+    """Grey image MIP with the TP, FP and FN MIPs blended in, in that order."""
+    rgb = _grey_rgb(_mip(img, axis))
+    for kind in ("tp", "fp", "fn"):
+        _paint(rgb, _mip(getattr(detections, kind), axis), DETECTION_COLOURS[kind], alpha)
+    return rgb
+
+
+def plot_detection_comparison(
+    image: np.ndarray,
+    gt: np.ndarray,
+    preds: Mapping[str, np.ndarray],
+    out_png: str | PathLike[str],
+    title: str | None = None,
+    connectivity: int = 26,
+    alpha: float = 0.7,
+    axis: int = -1,
+    spacing: Sequence[float] | None = None,
+    dpi: int = 150,
+) -> Path:
+    """Draw the paper's Fig. 5/6-style panel: image MIP | ground truth | one detection overlay per prediction.
+
+    Each overlay panel's title gives its TP/FP/FN blob counts; one legend explains the colours.
+
+    Args:
+        image: (*spatial) or (C, *spatial) image (channel 0 is shown).
+        gt: Ground truth, (*spatial) binary.
+        preds: ``{label: prediction}``, e.g. ``{"dice": p1, "blob dice": p2}``, in panel order.
+        out_png: Output image (format from the extension).
+        title: Figure title (e.g. the case id).
+        connectivity: Blob connectivity.
+        alpha: Opacity of the colours.
+        axis: Projection axis for 3D volumes.
+        spacing: Voxel size per spatial axis, to draw anisotropic voxels with the right aspect.
+        dpi: Resolution.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: On no predictions, shape mismatches or invalid masks.
+
+    Example:
+        >>> plot_detection_comparison(img, gt, {"dice": p1, "blob dice": p2}, "fig5.png")  # doctest: +SKIP
+    """
+    if not preds:
+        raise ValueError("preds is empty; pass at least one prediction, e.g. {'dice': pred}.")
+    alpha = _check_alpha(alpha)
+    detections = {label: classify_blobs(gt, pred, connectivity) for label, pred in preds.items()}
+    gt_b = np.asarray(gt).astype(bool)
+    ndim = gt_b.ndim
+    axis = _check_axis(axis, ndim)
+    img = _spatial_image(image, ndim, 0)
+    if img.shape != gt_b.shape:
+        raise ValueError(f"image has spatial shape {img.shape} but the masks have {gt_b.shape}.")
+    aspect = _aspect(spacing, ndim, axis)
+    grey = _grey_rgb(_mip(img, axis))
+    reference = grey.copy()
+    _paint(reference, _mip(gt_b, axis), DETECTION_COLOURS["gt"], alpha)
+
+    n_panels = 2 + len(preds)
+    fig = _new_figure((3.2 * n_panels, 3.8))
+    axes = np.atleast_1d(fig.subplots(1, n_panels, gridspec_kw={"bottom": 0.17, "top": 0.82, "wspace": 0.05}))
+    _image_panel(axes[0], grey, "image (MIP)", aspect)
+    _image_panel(axes[1], reference, "ground truth", aspect)
+    for ax, (label, found) in zip(axes[2:], detections.items()):
+        rgb = _overlay(img, found, alpha, axis)
+        _image_panel(ax, rgb, f"{label}\nTP {found.n_tp}  FP {found.n_fp}  FN {found.n_fn}", aspect)
+    handles = [Patch(color=DETECTION_COLOURS[k], label=_DETECTION_LEGEND[k]) for k in ("gt", "tp", "fp", "fn")]
+    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save_figure(fig, out_png, dpi)
+
+
+def _aspect(spacing: Sequence[float] | None, ndim: int, axis: int) -> float:
+    """Pixel aspect (row spacing / column spacing) of the projected image."""
+    if spacing is None:
+        return 1.0
+    values = [float(s) for s in spacing]
+    if len(values) != ndim or not all(np.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"spacing must have {ndim} positive entries (one per spatial axis), got {spacing!r}.")
+    if ndim == 3:
+        del values[axis]
+    return values[0] / values[1]
+
+
+def _image_panel(ax: Axes, rgb: np.ndarray, title: str, aspect: float) -> None:
+    ax.imshow(rgb, interpolation="nearest", aspect=aspect)
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+
+
+# --------------------------------------------------------------------------------------------------
+# per-case comparison of two settings
+# --------------------------------------------------------------------------------------------------
+def _per_case_means(
+    per_case: pd.DataFrame, settings: Sequence[str], checkpoint: str, metric: str, dataset: str | None
+) -> pd.DataFrame:
+    """Per-case means over seeds (NaN ignored) of ``metric``: index = case (sorted), one column per setting."""
+    _require_columns(per_case, ("dataset", "setting", "checkpoint", "case", metric), "per_case")
+    rows = per_case[(per_case["checkpoint"] == checkpoint) & per_case["setting"].isin(list(settings))]
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+    datasets = rows["dataset"].unique()
+    if len(datasets) > 1:
+        raise ValueError(f"settings {list(settings)} appear in several datasets {list(datasets)}; pass dataset=...")
+    for setting in settings:
+        if not (rows["setting"] == setting).any():
+            raise ValueError(
+                f"setting {setting!r} has no rows at checkpoint {checkpoint!r}"
+                + (f" in dataset {dataset!r}" if dataset is not None else "")
+                + f"; available settings: {sorted(per_case['setting'].astype(str).unique())}."
+            )
+    values = rows.assign(case=rows["case"].astype(str), _v=pd.to_numeric(rows[metric], errors="coerce"))
+    table = values.pivot_table(index="case", columns="setting", values="_v", aggfunc="mean", dropna=False)
+    return table.reindex(columns=list(settings)).sort_index()
+
+
+def pick_case(
+    per_case: pd.DataFrame,
+    setting_a: str,
+    setting_b: str,
+    checkpoint: str = "last",
+    metric: str = "f1",
+    dataset: str | None = None,
+) -> str:
+    """The test case where two settings differ most in ``metric`` (per-case means over seeds).
+
+    Args:
+        per_case: Long per-case table (columns dataset, setting, checkpoint, case, ``metric``; seeds as rows).
+        setting_a: First setting, e.g. ``"dice"``.
+        setting_b: Second setting, e.g. ``"blob_dice"``.
+        checkpoint: Which checkpoint.
+        metric: Metric column (default instance F1).
+        dataset: Dataset, needed when the settings exist in several.
+
+    Returns:
+        The case id with the largest absolute difference; ties go to the first case in sorted order.
+
+    Raises:
+        ValueError: On missing columns or settings, or when no case has a value for both settings.
+
+    Example:
+        >>> df = pd.DataFrame({"dataset": "ms", "checkpoint": "last", "setting": ["a", "b", "a", "b"],
+        ...                    "case": ["c0", "c0", "c1", "c1"], "f1": [0.5, 0.6, 0.2, 0.9]})
+        >>> pick_case(df, "a", "b")
+        'c1'
+    """
+    table = _per_case_means(per_case, (setting_a, setting_b), checkpoint, metric, dataset)
+    diff = (table[setting_a] - table[setting_b]).abs().round(12).dropna()  # round: float noise is no tie-break
+    if diff.empty:
+        raise ValueError(f"no case has a {metric!r} value for both {setting_a!r} and {setting_b!r}.")
+    return str(diff.idxmax())
+
+
+def plot_paired(
+    per_case: pd.DataFrame,
+    setting_a: str,
+    setting_b: str,
+    out_png: str | PathLike[str],
+    metrics: Sequence[str] = ("f1", "dsc"),
+    checkpoint: str = "last",
+    dataset: str | None = None,
+    labels: tuple[str, str] | None = None,
+    dpi: int = 150,
+) -> Path:
+    """Per-case comparison of two settings: one scatter panel per metric, setting a (x) vs setting b (y).
+
+    Each point is one test case (mean over seeds, NaN ignored); points above the diagonal are cases where
+    setting b scores higher. A scatter with the identity line stays readable for hundreds of cases,
+    where lines joining paired points would not. Each panel's title counts the cases on either side.
+
+    Args:
+        per_case: Long per-case table (columns dataset, setting, checkpoint, case and the metrics).
+        setting_a: Setting on the x axis, e.g. ``"dice"``.
+        setting_b: Setting on the y axis, e.g. ``"blob_dice"``.
+        out_png: Output image.
+        metrics: Metric columns, one panel each.
+        checkpoint: Which checkpoint.
+        dataset: Dataset, needed when the settings exist in several.
+        labels: Axis labels for the two settings (default: the setting names).
+        dpi: Resolution.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: On no metrics, missing columns or settings.
+
+    Example:
+        >>> plot_paired(per_case, "dice", "blob_dice", "paired.png")  # doctest: +SKIP
+    """
+    if isinstance(metrics, str) or not metrics:
+        raise ValueError(f"metrics must be a non-empty list of metric columns, got {metrics!r}.")
+    name_a, name_b = labels if labels is not None else (setting_a, setting_b)
+    fig = _new_figure((4.2 * len(metrics), 4.4))
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), gridspec_kw={"wspace": 0.3}))
+    for ax, metric in zip(axes, metrics):
+        table = _per_case_means(per_case, (setting_a, setting_b), checkpoint, metric, dataset).dropna()
+        _paired_panel(ax, table[setting_a].to_numpy(), table[setting_b].to_numpy(), metric, name_a, name_b)
+    return _save_figure(fig, out_png, dpi)
+
+
+def _paired_panel(ax: Axes, a: np.ndarray, b: np.ndarray, metric: str, name_a: str, name_b: str) -> None:
+    values = np.concatenate([a, b])
+    lo = min(0.0, float(values.min())) if values.size else 0.0
+    hi = max(1.0, float(values.max())) if values.size else 1.0
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, zorder=1)
+    ax.scatter(a, b, s=18, alpha=0.7, edgecolor="black", linewidth=0.3, zorder=2)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel(name_a)
+    ax.set_ylabel(name_b)
+    above, below = int((b > a).sum()), int((b < a).sum())
+    ax.set_title(
+        f"{METRIC_NAMES.get(metric, metric)} per case (n={a.size})\n{name_b} higher: {above}, "
+        f"{name_a} higher: {below}",
+        fontsize=9,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# training curves
+# --------------------------------------------------------------------------------------------------
+_LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "lr")
+
+
+def plot_training_curves(
+    logs: Mapping[str, pd.DataFrame],
+    out_png: str | PathLike[str],
+    dpi: int = 150,
+) -> Path:
+    """Training curves of several runs in one figure, one colour per run.
+
+    Left: training loss (solid) and validation loss (dashed, where logged) per epoch. Right: learning
+    rate per epoch (log scale).
+
+    Args:
+        logs: ``{run label: log}``; each log has columns ``epoch, train_loss, val_loss, lr`` (and usually
+            ``seconds``) as written by the training loop; ``val_loss`` may be empty/NaN.
+        out_png: Output image.
+        dpi: Resolution.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: If ``logs`` is empty or a log lacks a column.
+
+    Example:
+        >>> plot_training_curves({"dice": log_a, "blob dice": log_b}, "curves.png")  # doctest: +SKIP
+    """
+    if not logs:
+        raise ValueError("logs is empty; pass {run label: training log DataFrame}.")
+    for name, log in logs.items():
+        if not isinstance(log, pd.DataFrame):
+            raise ValueError(f"log of run {name!r} must be a DataFrame, got {type(log).__name__}.")
+        missing = [c for c in _LOG_COLUMNS if c not in log.columns]
+        if missing:
+            raise ValueError(
+                f"log of run {name!r} lacks columns {missing} (has {list(log.columns)}); pass the training "
+                "log.csv read with pandas.read_csv."
+            )
+    colours = dataset_palette(list(logs))
+    fig = _new_figure((11, 4.2))
+    ax_loss, ax_lr = fig.subplots(1, 2, gridspec_kw={"wspace": 0.25, "left": 0.07, "right": 0.8})
+    positive_lr = True
+    for name, log in logs.items():
+        numeric = log[list(_LOG_COLUMNS)].apply(pd.to_numeric, errors="coerce").sort_values("epoch")
+        positive_lr &= bool((numeric["lr"].dropna() > 0).all())
+        ax_loss.plot(numeric["epoch"], numeric["train_loss"], color=colours[name], label=f"{name} (train)")
+        val = numeric.dropna(subset=["val_loss"])
+        if not val.empty:
+            ax_loss.plot(val["epoch"], val["val_loss"], color=colours[name], linestyle="--", label=f"{name} (val)")
+        lr = numeric.dropna(subset=["lr"])
+        ax_lr.plot(lr["epoch"], lr["lr"], color=colours[name], label=name)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("training (solid) and validation (dashed) loss", fontsize=10)
+    ax_lr.set_xlabel("epoch")
+    ax_lr.set_ylabel("learning rate")
+    if ax_lr.has_data() and positive_lr:
+        ax_lr.set_yscale("log")
+    ax_lr.set_title("learning rate", fontsize=10)
+    fig.legend(*ax_loss.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(0.81, 0.5), fontsize=8,
+               frameon=False)
+    return _save_figure(fig, out_png, dpi)
