@@ -13,3 +13,17 @@ REPO = Path(__file__).resolve().parents[1]
 def repo_root() -> Path:
     """The repository root (holds the Snakefile)."""
     return REPO
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny tensors run much faster on one thread than with 2 threads contending on a busy 2-core runner."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -44,14 +44,28 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+TINY_TRAINING = {
+    "model": {"features": [2, 2, 2, 2, 2, 2]},
+    "batch_size": 1,
+    "crops_per_case": 1,
+    "epochs": 1,
+    "num_workers": 0,
+    "losses": [{"name": "dice", "loss": "dice"}, {"name": "blob_dice", "loss": "blob_dice"}],
+}
+
+
 def tiny_synthetic(n3: int = 3, n2: int = 3) -> dict:
     return {
         "results_dir": "results",
         "datasets": {
             "syn3d": {"source": {"format": "synthetic", "n_cases": n3, "shape": [24, 24, 16], "seed": 1},
-                      "split": {"test_fraction": 0.34}},
+                      "split": {"test_fraction": 0.34},
+                      "training": dict(TINY_TRAINING, patch_size=[16, 16, 16]),
+                      "inference": {"noise_copies": 1}},
             "syn2d": {"source": {"format": "synthetic", "n_cases": n2, "shape": [32, 32], "seed": 2},
-                      "normalization": {"method": "percentile"}, "split": {"test_fraction": 0.34}},
+                      "normalization": {"method": "percentile"}, "split": {"test_fraction": 0.34},
+                      "training": dict(TINY_TRAINING, patch_size=[32, 32]),
+                      "inference": {"tta": False}},
         },
     }
 
@@ -135,6 +149,30 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     # no temporary files left behind by the atomic writers
     assert not [p for p in res.rglob(".*tmp*")]
 
+    # Training, inference and metrics ran for every (dataset, setting) on the test cases.
+    for ds, shape in (("syn3d", (24, 24, 16)), ("syn2d", (32, 32))):
+        split = json.loads((res / ds / "split.json").read_text())
+        for setting in ("dice", "blob_dice"):
+            run = res / ds / "train" / setting / "seed0"
+            log = pd.read_csv(run / "log.csv")
+            assert log["epoch"].tolist() == [1]
+            assert (run / "model_last.pt").stat().st_size > 0
+            assert (run / "work" / "checkpoint_last.pt").is_file()
+            for case in split["test"]:
+                prob = nib.load(res / ds / "predict" / setting / "seed0" / "last" / f"{case}_prob.nii.gz")
+                pred = nib.load(res / ds / "predict" / setting / "seed0" / "last" / f"{case}_pred.nii.gz")
+                label = nib.load(res / ds / "data" / case / "label.nii.gz")
+                assert prob.shape == pred.shape == label.shape == shape
+                assert np.allclose(pred.affine, label.affine)
+                p = prob.get_fdata()
+                assert 0.0 <= p.min() and p.max() <= 1.0
+                assert np.array_equal(pred.get_fdata() > 0, p > 0.5)
+            metrics = pd.read_csv(res / ds / "eval" / setting / "seed0" / "last" / "metrics.csv")
+            assert sorted(metrics["case"]) == sorted(split["test"])
+            assert set(metrics["setting"]) == {setting} and set(metrics["loss"]) == {setting}
+            assert {"dsc", "surface_dice", "f1", "tp", "fp", "fn"} <= set(metrics.columns)
+            assert metrics["dsc"].between(0, 1).all()
+
     # Nothing to do on a second run.
     proc = snakemake(tmp_path, config, "-n")
     assert job_counts(proc.stdout + proc.stderr) == {}
@@ -145,6 +183,21 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts.get("convert_case") == 3
     assert "results/syn3d/data" not in proc.stdout
+
+    # A training setting reruns that dataset's training and what follows, nothing before it.
+    config["datasets"]["syn2d"]["normalization"] = {"method": "percentile"}
+    config["datasets"]["syn3d"]["training"]["epochs"] = 2
+    proc = snakemake(tmp_path, config, "-n")
+    counts = job_counts(proc.stdout + proc.stderr)
+    n_test3 = len(json.loads((res / "syn3d" / "split.json").read_text())["test"])
+    assert counts == {"train": 2, "predict": 2 * n_test3, "metrics": 2, "all": 1}, counts
+    config["datasets"]["syn3d"]["training"]["epochs"] = 1
+
+    # A metric setting reruns only the evaluation.
+    config["datasets"]["syn3d"]["evaluation"] = {"surface_tolerance": 2.0}
+    proc = snakemake(tmp_path, config, "-n")
+    assert job_counts(proc.stdout + proc.stderr) == {"metrics": 2, "all": 1}
+    del config["datasets"]["syn3d"]["evaluation"]
 
     # A statistics setting reruns only the statistics.
     config["datasets"]["syn2d"]["normalization"] = {"method": "percentile"}

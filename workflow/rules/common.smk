@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import blobloss
+from snakemake.exceptions import WorkflowError
 from blobloss.data.convert import discover_cases
 from blobloss.data.split import make_split
 
@@ -27,6 +28,9 @@ SOURCES = {name: discover_cases(ds) for name, ds in DATASETS.items()}
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)) if DATASETS else "(?!)",
     case=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    setting=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    seed=r"\d+",
+    checkpoint="last|best",
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -46,6 +50,19 @@ PATHS = {
     "blob_counts": RESULTS + "/{dataset}/stats/blob_counts.csv",
     "stats_figure": RESULTS + "/stats/blob_statistics.png",
     "stats_table": RESULTS + "/stats/blob_statistics.csv",
+    # one training run per (dataset, loss setting, seed); checkpoints live in work/ (not a declared
+    # output, so Snakemake never deletes them and a killed or extended run resumes from them)
+    "train_work": RESULTS + "/{dataset}/train/{setting}/seed{seed}/work",
+    "model": RESULTS + "/{dataset}/train/{setting}/seed{seed}/model_last.pt",
+    "train_log": RESULTS + "/{dataset}/train/{setting}/seed{seed}/log.csv",
+    "train_curve": RESULTS + "/{dataset}/train/{setting}/seed{seed}/curve.png",
+    "prob": RESULTS + "/{dataset}/predict/{setting}/seed{seed}/{checkpoint}/{case}_prob.nii.gz",
+    "pred": RESULTS + "/{dataset}/predict/{setting}/seed{seed}/{checkpoint}/{case}_pred.nii.gz",
+    "metrics": RESULTS + "/{dataset}/eval/{setting}/seed{seed}/{checkpoint}/metrics.csv",
+    "tables": RESULTS + "/tables",
+    "detection_figure": RESULTS + "/figures/{dataset}_detection.png",
+    "paired_figure": RESULTS + "/figures/{dataset}_paired.png",
+    "curves_figure": RESULTS + "/figures/{dataset}_training.png",
 }
 LOGS = RESULTS + "/logs"
 
@@ -116,7 +133,130 @@ def dataset_split(dataset):
     )
 
 
+# ---------------------------------------------------------------------------------------------------
+# Training, inference and evaluation settings
+# ---------------------------------------------------------------------------------------------------
+SETTINGS = {name: {st["name"]: st for st in ds["training"]["losses"]} for name, ds in DATASETS.items()}
+SPLITS = {name: dataset_split(name) for name in DATASETS}
+
+
+def _check_settings():
+    for name, ds in DATASETS.items():
+        names = [st["name"] for st in ds["training"]["losses"]]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise WorkflowError(
+                f"dataset {name!r}: loss setting names {dupes} appear more than once in training.losses; "
+                "give every setting its own name"
+            )
+        if "best" in ds["evaluation"]["checkpoints"] and not SPLITS[name]["val"]:
+            raise WorkflowError(
+                f"dataset {name!r}: evaluation.checkpoints lists 'best' (lowest validation loss) but the "
+                "split has no validation cases; set split.val_fraction > 0 (or a split file with val cases) "
+                "or evaluate only 'last'"
+            )
+        for table in ("table1", "table2"):
+            listed = ds["evaluation"][table] or []
+            unknown = sorted(set(listed) - set(names))
+            if unknown:
+                raise WorkflowError(
+                    f"dataset {name!r}: evaluation.{table} names {unknown}, which are not in "
+                    f"training.losses ({names})"
+                )
+
+
+_check_settings()
+
+
+def train_config(wildcards):
+    """The complete training config of one run (every value goes through params, so a change reruns it)."""
+    tr = DATASETS[wildcards.dataset]["training"]
+    st = SETTINGS[wildcards.dataset][wildcards.setting]
+    model = dict(tr["model"])
+    if st.get("model"):
+        model["name"] = st["model"]
+    optimizer = dict(tr["optimizer"])
+    if st.get("lr") is not None:
+        optimizer["lr"] = st["lr"]
+    keys = ("batch_size", "crops_per_case", "patch_size", "epochs", "num_workers", "amp", "channels_last",
+            "foreground_prob", "val_every", "deterministic", "tensorboard")
+    return dict(
+        {k: tr[k] for k in keys},
+        model=model,
+        optimizer=optimizer,
+        loss={"name": st["loss"], "alpha": st.get("alpha"), "beta": st.get("beta")},
+        seed=int(wildcards.seed),
+    )
+
+
+def split_cases(dataset, part):
+    return SPLITS[dataset][part]
+
+
+def runs(dataset):
+    """(setting, seed) of every training run of a dataset."""
+    ds = DATASETS[dataset]
+    return [(st["name"], seed) for st in ds["training"]["losses"] for seed in ds["training"]["seeds"]]
+
+
+def run_columns(wildcards):
+    """The columns that identify a run in the metrics tables."""
+    ds = DATASETS[wildcards.dataset]
+    st = SETTINGS[wildcards.dataset][wildcards.setting]
+    blob = st["loss"].startswith("blob_")
+    return {
+        "dataset": wildcards.dataset,
+        "setting": wildcards.setting,
+        "loss": st["loss"],
+        "lr": st.get("lr") or ds["training"]["optimizer"]["lr"],
+        "alpha": st.get("alpha", 2.0) if blob else None,
+        "beta": st.get("beta", 1.0) if blob else None,
+        "model": st.get("model") or ds["training"]["model"]["name"],
+        "seed": int(wildcards.seed),
+        "checkpoint": wildcards.checkpoint,
+    }
+
+
+def run_targets(key, dataset):
+    """One path per (setting, seed, checkpoint) of a dataset."""
+    ds = DATASETS[dataset]
+    return [
+        PATHS[key].format(dataset=dataset, setting=setting, seed=seed, checkpoint=ckpt)
+        for setting, seed in runs(dataset)
+        for ckpt in ds["evaluation"]["checkpoints"]
+    ]
+
+
 def all_targets():
     targets = per_dataset("manifest") + per_dataset("blob_features") + per_dataset("blob_counts")
     targets += [PATHS["stats_figure"], PATHS["stats_table"]]
+    targets += list(table_outputs().values())
+    for dataset in DATASETS:
+        targets.append(PATHS["curves_figure"].format(dataset=dataset))
+        if comparison_pair(dataset):
+            targets.append(PATHS["detection_figure"].format(dataset=dataset))
+            targets.append(PATHS["paired_figure"].format(dataset=dataset))
     return targets
+
+
+def comparison_pair(dataset):
+    """(dice setting, blob dice setting) compared in the figures: the first of each in the config."""
+    settings = DATASETS[dataset]["training"]["losses"]
+    plain = [st["name"] for st in settings if st["loss"] == "dice" and not st.get("model")]
+    blob = [st["name"] for st in settings if st["loss"] == "blob_dice" and not st.get("model")
+            and st.get("alpha", 2) == 2 and st.get("beta", 1) == 1]
+    return (plain[0], blob[0]) if plain and blob else None
+
+
+def best_datasets():
+    return [ds for ds in DATASETS if "best" in DATASETS[ds]["evaluation"]["checkpoints"]]
+
+
+def table_outputs():
+    """The table files; which exist depends on the config (checkpoints, ablations), known at parse time."""
+    stems = ["table1"] + (["table1_best"] if best_datasets() else [])
+    stems += [f"table2_{ds}" for ds in DATASETS if DATASETS[ds]["evaluation"]["table2"]]
+    out = {f"{stem}_{ext}": f"{PATHS['tables']}/{stem}.{ext}" for stem in stems for ext in ("csv", "md", "tex")}
+    for name in ("per_case", "summary", "pooled"):
+        out[name] = f"{PATHS['tables']}/{name}.csv"
+    return out

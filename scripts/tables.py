@@ -1,0 +1,13 @@
+"""Snakemake job: Table 1, Table 2, pooled counts (blobloss.evaluation.tables_job)."""
+from blobloss.evaluation import tables_job
+from blobloss.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    tables_job(
+        snakemake.input.metrics,
+        snakemake.params.out_dir,
+        snakemake.params.table1,
+        snakemake.params.table2,
+        snakemake.params.paper,
+        snakemake.params.best,
+    )

@@ -1,0 +1,15 @@
+"""Snakemake job: train one network (blobloss.jobs.train_job), on its own GPU slot when GPUs exist."""
+from blobloss.jobs import train_job
+from blobloss.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    train_job(
+        snakemake.params.cfg,
+        snakemake.params.train_cases,
+        snakemake.params.val_cases,
+        snakemake.params.work,
+        snakemake.output.model,
+        snakemake.output.log,
+        snakemake.output.curve,
+        threads=snakemake.threads,
+    )

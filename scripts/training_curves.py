@@ -1,0 +1,6 @@
+"""Snakemake job: training curves of a dataset's runs (blobloss.evaluation.training_curves_job)."""
+from blobloss.evaluation import training_curves_job
+from blobloss.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    training_curves_job(dict(zip(snakemake.params.names, snakemake.input.logs)), snakemake.output[0])

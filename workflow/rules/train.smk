@@ -1,0 +1,64 @@
+# Training (SPEC section 7): one job per (dataset, loss setting, seed), one GPU each.
+
+_TRAIN_CODE = pkg_src(
+    "training/loop.py",
+    "training/data.py",
+    "training/model.py",
+    "training/optim.py",
+    "training/losses.py",
+    "training/checkpoint.py",
+    "jobs.py",
+    "losses/blob.py",
+    "losses/criteria.py",
+    "losses/inverse_weighting.py",
+)
+
+
+def _train_inputs(wildcards):
+    cases = split_cases(wildcards.dataset, "train") + split_cases(wildcards.dataset, "val")
+    return {
+        "images": expand(PATHS["image"], dataset=wildcards.dataset, case=cases),
+        "instances": expand(PATHS["instances"], dataset=wildcards.dataset, case=cases),
+        "code": _TRAIN_CODE,
+    }
+
+
+def _case_files(wildcards, part):
+    return [
+        {
+            "name": case,
+            "image": PATHS["image"].format(dataset=wildcards.dataset, case=case),
+            "instances": PATHS["instances"].format(dataset=wildcards.dataset, case=case),
+        }
+        for case in split_cases(wildcards.dataset, part)
+    ]
+
+
+rule train:
+    """Train one network; resumes from work/checkpoint_last.pt when it exists (killed, requeued or extended run)."""
+    input:
+        unpack(_train_inputs),
+    output:
+        model=PATHS["model"],
+        log=PATHS["train_log"],
+        curve=report(
+            PATHS["train_curve"],
+            caption="../report/training_curve.rst",
+            category="Training",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "setting": "{setting}", "seed": "{seed}"},
+        ),
+    params:
+        cfg=train_config,
+        train_cases=lambda wc: _case_files(wc, "train"),
+        val_cases=lambda wc: _case_files(wc, "val"),
+        work=lambda wc: PATHS["train_work"].format(**wc),
+    threads: max(1, min(workflow.cores, 8))
+    resources:
+        gpu=1,
+    log:
+        LOGS + "/train/{dataset}/{setting}/seed{seed}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/train.py"
