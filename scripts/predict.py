@@ -1,8 +1,10 @@
-"""Snakemake job: sliding-window TTA inference of one case (blobloss.jobs.predict_job)."""
+"""Snakemake job: sliding-window TTA inference of one case (blobloss.jobs.predict_job), on its own GPU slot."""
+from blobloss.gpu import gpu_slot
 from blobloss.jobs import predict_job
 from blobloss.logs import log_to_file
 
-with log_to_file(snakemake.log[0]) as log:
+with log_to_file(snakemake.log[0]) as log, gpu_slot() as device:
+    log.info("CUDA_VISIBLE_DEVICES=%s", device)
     summary = predict_job(
         snakemake.params.checkpoint,
         snakemake.input.image,

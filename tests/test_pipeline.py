@@ -90,12 +90,20 @@ def test_dry_run_lists_the_per_case_dag_of_several_datasets(tmp_path: Path) -> N
         "source": {"format": "generic", "path": "raw_generic", "image_glob": "images/*.nii.gz",
                    "label_glob": "labels/*.nii.gz"},
     }
+    write_generic_dataset(tmp_path / "raw_nuclei", n=3)
+    config["datasets"]["nuclei"] = {
+        "source": {"format": "generic", "path": "raw_nuclei"},
+        "instance_labels": True,  # label files hold instance ids: converted by the rule that keeps them
+    }
     proc = snakemake(tmp_path, config, "-n")
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["convert_case"] == 5 + 2 + 4
-    assert counts["components"] == 11
-    assert counts["manifest"] == 3
-    assert counts["blob_features"] == 3
+    assert counts["convert_case_with_ids"] == 3
+    assert "results/nuclei/data/c2/given_instances.nii.gz" in proc.stdout
+    assert counts["components"] == 14
+    assert counts["manifest"] == 4
+    assert counts["blob_features"] == 4
+    assert counts["train"] == 2 * 4
     assert counts["blob_statistics"] == 1
     # each case appears as its own job
     assert "results/mine/data/c3/image.nii.gz" in proc.stdout
@@ -173,6 +181,21 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
             assert {"dsc", "surface_dice", "f1", "tp", "fp", "fn"} <= set(metrics.columns)
             assert metrics["dsc"].between(0, 1).all()
 
+    # Tables, figures and the self-contained report.
+    table1 = pd.read_csv(res / "tables" / "table1.csv")
+    assert sorted(table1["dataset"].unique()) == ["syn2d", "syn3d"]
+    assert {"DSC", "SDSC", "F1", "IS", "IP"} <= set(table1.columns)
+    assert (res / "tables" / "table1.md").read_text().startswith("|")
+    assert "\\begin{tabular}" in (res / "tables" / "table1.tex").read_text()
+    pooled = pd.read_csv(res / "tables" / "pooled.csv")
+    assert len(pooled) == 4 and (pooled["tp"] + pooled["fn"] > 0).all()
+    for ds in ("syn3d", "syn2d"):
+        for fig in ("detection", "paired", "training"):
+            assert (res / "figures" / f"{ds}_{fig}.png").read_bytes()[:4] == b"\x89PNG"
+    snakemake(tmp_path, config, "--report", "report.html")
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "table1" in html and "syn3d_detection.png" in html and "blob_statistics.png" in html
+
     # Nothing to do on a second run.
     proc = snakemake(tmp_path, config, "-n")
     assert job_counts(proc.stdout + proc.stderr) == {}
@@ -190,13 +213,15 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     proc = snakemake(tmp_path, config, "-n")
     counts = job_counts(proc.stdout + proc.stderr)
     n_test3 = len(json.loads((res / "syn3d" / "split.json").read_text())["test"])
-    assert counts == {"train": 2, "predict": 2 * n_test3, "metrics": 2, "all": 1}, counts
+    assert counts == {"train": 2, "predict": 2 * n_test3, "metrics": 2, "tables": 1, "detection_figure": 1,
+                      "paired_figure": 1, "training_curves": 1, "all": 1}, counts
     config["datasets"]["syn3d"]["training"]["epochs"] = 1
 
     # A metric setting reruns only the evaluation.
     config["datasets"]["syn3d"]["evaluation"] = {"surface_tolerance": 2.0}
     proc = snakemake(tmp_path, config, "-n")
-    assert job_counts(proc.stdout + proc.stderr) == {"metrics": 2, "all": 1}
+    assert job_counts(proc.stdout + proc.stderr) == {"metrics": 2, "tables": 1, "detection_figure": 1,
+                                                     "paired_figure": 1, "all": 1}
     del config["datasets"]["syn3d"]["evaluation"]
 
     # A statistics setting reruns only the statistics.
@@ -204,5 +229,20 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     config["stats"] = {"method": "exact"}
     proc = snakemake(tmp_path, config, "-n")
     counts = job_counts(proc.stdout + proc.stderr)
-    assert set(counts) == {"blob_features", "blob_statistics", "all"} or set(counts) == {"blob_features", "blob_statistics"}
-    assert counts["blob_features"] == 2
+    assert counts == {"blob_features": 2, "blob_statistics": 1, "all": 1}
+
+    # --forcerun recomputes a rule and what depends on it; --until stops after a rule.
+    config["stats"] = {"method": "paper"}
+    proc = snakemake(tmp_path, config, "-n", "--forcerun", "metrics")
+    assert job_counts(proc.stdout + proc.stderr) == {"metrics": 4, "tables": 1, "detection_figure": 2,
+                                                     "paired_figure": 2, "all": 1}
+    proc = snakemake(tmp_path, config, "-n", "--forcerun", "components", "--until", "manifest")
+    assert job_counts(proc.stdout + proc.stderr) == {"components": 6, "manifest": 2}
+
+    # Editing a package module the statistics run reruns the statistics and nothing else.
+    import blobloss  # the installed package: the workflow declares its modules (see pkg_src in common.smk)
+
+    stats_src = Path(blobloss.__file__).parent / "stats.py"
+    stats_src.touch()
+    proc = snakemake(tmp_path, config, "-n")
+    assert job_counts(proc.stdout + proc.stderr) == {"blob_features": 2, "blob_statistics": 1, "all": 1}
