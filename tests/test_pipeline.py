@@ -58,9 +58,9 @@ def tiny_synthetic(n3: int = 3, n2: int = 3) -> dict:
     return {
         "results_dir": "results",
         "datasets": {
-            "syn3d": {"source": {"format": "synthetic", "n_cases": n3, "shape": [24, 24, 16], "seed": 1},
+            "syn3d": {"source": {"format": "synthetic", "n_cases": n3, "shape": [32, 24, 16], "seed": 1},
                       "split": {"test_fraction": 0.34},
-                      "training": dict(TINY_TRAINING, patch_size=[16, 16, 16]),
+                      "training": dict(TINY_TRAINING, patch_size=[32, 16, 16]),
                       "inference": {"noise_copies": 1}},
             "syn2d": {"source": {"format": "synthetic", "n_cases": n2, "shape": [32, 32], "seed": 2},
                       "normalization": {"method": "percentile"}, "split": {"test_fraction": 0.34},
@@ -109,13 +109,25 @@ def test_dry_run_lists_the_per_case_dag_of_several_datasets(tmp_path: Path) -> N
     assert "results/mine/data/c3/image.nii.gz" in proc.stdout
 
 
-def test_invalid_config_is_rejected_at_parse_time_with_the_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["datasets"]["syn3d"].update(normalization={"method": "zscore"}), ["zscore", "normalization"]),
+        (lambda c: c["datasets"]["syn3d"]["training"].update(patch_size=[16, 16, 16]), ["syn3d", "patch_size"]),
+        (lambda c: c["datasets"]["syn3d"]["training"].update(patch_size=[40, 32, 16]), ["40", "multiple"]),
+        (lambda c: c["datasets"]["syn3d"].update(evaluation={"checkpoints": ["best"]}), ["syn3d", "validation"]),
+        (lambda c: c["datasets"]["syn2d"].update(evaluation={"table2": ["nope"]}), ["syn2d", "nope"]),
+    ],
+)
+def test_invalid_config_is_rejected_at_parse_time_with_the_key(tmp_path: Path, change, expected) -> None:
     config = tiny_synthetic()
-    config["datasets"]["syn3d"]["normalization"] = {"method": "zscore"}
+    change(config)
     proc = snakemake(tmp_path, config, "-n", check=False)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    assert "zscore" in out and "normalization" in out
+    for word in expected:
+        assert word in out, (word, out[-2000:])
+    assert not (tmp_path / "results").exists()
 
 
 def test_missing_pair_is_reported_before_any_work(tmp_path: Path) -> None:
@@ -158,7 +170,7 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     assert not [p for p in res.rglob(".*tmp*")]
 
     # Training, inference and metrics ran for every (dataset, setting) on the test cases.
-    for ds, shape in (("syn3d", (24, 24, 16)), ("syn2d", (32, 32))):
+    for ds, shape in (("syn3d", (32, 24, 16)), ("syn2d", (32, 32))):
         split = json.loads((res / ds / "split.json").read_text())
         for setting in ("dice", "blob_dice"):
             run = res / ds / "train" / setting / "seed0"

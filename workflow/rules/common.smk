@@ -149,6 +149,12 @@ def _check_settings():
                 f"dataset {name!r}: loss setting names {dupes} appear more than once in training.losses; "
                 "give every setting its own name"
             )
+        patch = ds["training"]["patch_size"]
+        if max(patch) < 32:
+            raise WorkflowError(
+                f"dataset {name!r}: training.patch_size {patch} is too small: the network's bottleneck "
+                "(1/16 of the patch) needs more than one voxel; make at least one entry 32 or larger"
+            )
         if "best" in ds["evaluation"]["checkpoints"] and not SPLITS[name]["val"]:
             raise WorkflowError(
                 f"dataset {name!r}: evaluation.checkpoints lists 'best' (lowest validation loss) but the "

@@ -8,7 +8,6 @@ _TRAIN_CODE = pkg_src(
     "training/losses.py",
     "training/checkpoint.py",
     "jobs.py",
-    "gpu.py",
     "losses/blob.py",
     "losses/criteria.py",
     "losses/inverse_weighting.py",
