@@ -174,9 +174,12 @@ def detection_figure_job(
     gt = np.asarray(load_image(labels[case]).array) > 0
     conn = connectivity if connectivity is not None else (26 if gt.ndim == 3 else 8)
     loss_of = per_case.drop_duplicates("setting").set_index("setting")["loss"]
+    def title(setting: str) -> str:
+        label = loss_label(loss_of[setting])
+        return label if setting == loss_of[setting] else f"{label} ({setting})"
+
     preds = {
-        f"{loss_label(loss_of[s])} ({s})": np.asarray(load_image(p[case]).array) > 0
-        for s, p in ((setting_a, preds_a), (setting_b, preds_b))
+        title(s): np.asarray(load_image(p[case]).array) > 0 for s, p in ((setting_a, preds_a), (setting_b, preds_b))
     }
     plot_detection_comparison(
         image, gt, preds, out_png, title=f"{case}: largest F1 difference", connectivity=conn, spacing=spacing

@@ -215,3 +215,63 @@ def reference_criterion(
     if criterion is Criterion.BCE:
         return _bce_on_probabilities
     raise ValueError(f"criterion={criterion!r} has no reference module; use one of {[c.value for c in Criterion]}.")
+
+
+def resolve_criterion(
+    criterion: str | Criterion | CriterionFn,
+    implementation: str | Implementation,
+    *,
+    smooth_nr: float,
+    smooth_dr: float,
+    tversky_alpha: float,
+    tversky_beta: float,
+) -> tuple[Criterion | None, CriterionFn, Implementation]:
+    """Resolve a loss's ``criterion`` and ``implementation`` options (shared by the blob losses).
+
+    Args:
+        criterion: A built-in name (``"dice"``, ``"tversky"``, ``"bce"``) or a callable
+            ``criterion(probabilities, target) -> scalar``.
+        implementation: ``"auto"`` (fused for built-in criteria, loop otherwise), ``"fused"`` or ``"loop"``.
+        smooth_nr, smooth_dr, tversky_alpha, tversky_beta: Settings of the built-in criteria.
+
+    Returns:
+        ``(builtin, criterion_fn, implementation)``: the built-in criterion (None for a callable), the
+        per-instance criterion the loop calls, and the resolved implementation.
+
+    Raises:
+        TypeError: If ``criterion`` is neither a known name nor callable.
+        ValueError: On an unknown name, or ``implementation="fused"`` with a custom criterion.
+
+    Example:
+        >>> b, fn, impl = resolve_criterion("dice", "auto", smooth_nr=1e-5, smooth_dr=1e-5,
+        ...                                 tversky_alpha=0.3, tversky_beta=0.7)
+        >>> b.value, impl.value
+        ('dice', 'fused')
+    """
+    impl = parse_option(implementation, Implementation, "implementation")
+    builtin: Criterion | None
+    if isinstance(criterion, (str, Criterion)):
+        builtin = parse_option(criterion, Criterion, "criterion")
+        criterion_fn: CriterionFn = reference_criterion(
+            builtin,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
+            tversky_alpha=tversky_alpha,
+            tversky_beta=tversky_beta,
+        )
+    elif callable(criterion):
+        builtin = None
+        criterion_fn = criterion
+    else:
+        raise TypeError(
+            f"criterion={criterion!r} must be one of {[c.value for c in Criterion]} or a callable "
+            "criterion(probabilities, target) -> scalar tensor (e.g. a MONAI loss with sigmoid=False)."
+        )
+    if impl is Implementation.AUTO:
+        impl = Implementation.FUSED if builtin is not None else Implementation.LOOP
+    if impl is Implementation.FUSED and builtin is None:
+        raise ValueError(
+            "implementation='fused' needs a built-in criterion ('dice', 'tversky' or 'bce'); "
+            "use implementation='loop' (or 'auto') for a custom criterion."
+        )
+    return builtin, criterion_fn, impl

@@ -29,8 +29,7 @@ from blobloss.losses.criteria import (
     CriterionFn,
     Implementation,
     dice_from_sums,
-    parse_option,
-    reference_criterion,
+    resolve_criterion,
     tversky_from_sums,
 )
 
@@ -189,34 +188,15 @@ class MultiClassBlobLoss(nn.Module):
         self.tversky_beta = _check_nonneg(tversky_beta, "tversky_beta")
         self.masking = bool(masking)
         self.check_inputs = bool(check_inputs)
-        impl = parse_option(implementation, Implementation, "implementation")
 
-        self.builtin: Criterion | None
-        if isinstance(criterion, (str, Criterion)):
-            self.builtin = parse_option(criterion, Criterion, "criterion")
-            self.criterion_fn: CriterionFn = reference_criterion(
-                self.builtin,
-                smooth_nr=self.smooth_nr,
-                smooth_dr=self.smooth_dr,
-                tversky_alpha=self.tversky_alpha,
-                tversky_beta=self.tversky_beta,
-            )
-        elif callable(criterion):
-            self.builtin = None
-            self.criterion_fn = criterion
-        else:
-            raise TypeError(
-                f"criterion={criterion!r} must be one of {[c.value for c in Criterion]} or a callable "
-                "criterion(probabilities, target) -> scalar tensor (e.g. a MONAI loss with sigmoid=False)."
-            )
-        if impl is Implementation.AUTO:
-            impl = Implementation.FUSED if self.builtin is not None else Implementation.LOOP
-        if impl is Implementation.FUSED and self.builtin is None:
-            raise ValueError(
-                "implementation='fused' needs a built-in criterion ('dice', 'tversky' or 'bce'); "
-                "use implementation='loop' (or 'auto') for a custom criterion."
-            )
-        self.implementation = impl
+        self.builtin, self.criterion_fn, self.implementation = resolve_criterion(
+            criterion,
+            implementation,
+            smooth_nr=self.smooth_nr,
+            smooth_dr=self.smooth_dr,
+            tversky_alpha=self.tversky_alpha,
+            tversky_beta=self.tversky_beta,
+        )
         self.last_components: BlobLossComponents | None = None
 
     def extra_repr(self) -> str:
