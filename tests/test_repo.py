@@ -34,3 +34,16 @@ def test_cpu_constraints_pin_torch_exactly() -> None:
     lines = (REPO / "requirements" / "cpu.txt").read_text().splitlines()
     assert any(re.fullmatch(r"torch==\d+\.\d+\.\d+", l.strip()) for l in lines)
     assert "numpy<2.4" in [l.strip() for l in lines]
+
+
+def test_default_profile_does_not_override_the_slurm_profile() -> None:
+    """profiles/default is layered over `--profile profiles/slurm` and wins: it must hold nothing local-only."""
+    import yaml
+
+    default = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    slurm = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    # a global GPU cap in the default profile would let one GPU job run at a time on the whole cluster
+    assert "resources" not in default and "executor" not in default
+    # where both set a value they agree (cores only sizes thread expressions; `jobs` limits a cluster run)
+    clashes = {k: (default[k], slurm[k]) for k in default.keys() & slurm.keys() if k != "cores" and default[k] != slurm[k]}
+    assert not clashes, clashes

@@ -168,8 +168,9 @@ def test_pipeline_on_slurm_one_gpu_per_job_and_same_outputs_as_local(tmp_path: P
                              env=local_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     slurm_cmd = _snakemake_cmd(
         slurm_dir,
-        # the repository's profile, as documented in docs/cluster.md ...
-        "--workflow-profile", str(REPO / "profiles" / "slurm"),
+        # the repository's profile, used as documented in README and docs/cluster.md (profiles/default
+        # is layered underneath by Snakemake, exactly as on a user's cluster) ...
+        "--profile", str(REPO / "profiles" / "slurm"),
         # ... with what only this test cluster needs: no accounting (so no account to guess) and fast
         # status checks for short jobs (the MinJobAge of the test cluster is far above this)
         "--slurm-no-account",
