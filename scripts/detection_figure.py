@@ -9,8 +9,8 @@ with log_to_file(snakemake.log[0]) as log:
         *snakemake.params.pair,
         images=dict(zip(cases, snakemake.input.images)),
         labels=dict(zip(cases, snakemake.input.labels)),
-        preds_a=dict(zip(cases, snakemake.input.preds_a)),
-        preds_b=dict(zip(cases, snakemake.input.preds_b)),
+        preds_a=dict(zip(cases, snakemake.params.preds_a)),
+        preds_b=dict(zip(cases, snakemake.params.preds_b)),
         out_png=snakemake.output[0],
         connectivity=snakemake.params.connectivity,
     )

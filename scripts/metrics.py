@@ -5,7 +5,7 @@ from blobloss.logs import log_to_file
 with log_to_file(snakemake.log[0]) as log:
     table = metrics_job(
         snakemake.params.cases,
-        snakemake.input.preds,
+        snakemake.params.preds,
         snakemake.input.labels,
         snakemake.output[0],
         connectivity=snakemake.params.connectivity,

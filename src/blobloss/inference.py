@@ -15,7 +15,9 @@ The default TTA therefore averages 13 variants in 3D (9 in 2D). ``tta=None`` (or
 ``probability > 0.5`` (:data:`THRESHOLD`).
 
 :func:`predict_file` loads a network from a training checkpoint, predicts one case image file and writes the
-probability map (float32) and the binary prediction (uint8) as NIfTI with the input's geometry, atomically.
+probability map (float32) and the binary prediction (uint8) as NIfTI with the input's geometry, atomically;
+:func:`predict_files` does the same for several cases with the network loaded once (the pipeline predicts
+every test case of a run in one job).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ __all__ = [
     "load_model",
     "predict_case",
     "predict_file",
+    "predict_files",
     "tta_variants",
 ]
 
@@ -252,24 +256,74 @@ def predict_file(
     Raises:
         ValueError: If the image's channel count or dimensionality differs from the network's.
     """
-    model, ckpt = load_model(checkpoint_path, device)
-    image, spacing = load_case_image(image_path)
-    affine = load_image(image_path).affine
-    if image.shape[0] != ckpt["in_channels"] or image.ndim - 1 != ckpt["spatial_dims"]:
+    return predict_files(
+        checkpoint_path, [image_path], [out_prob], [out_pred], roi_size=roi_size, sw_batch_size=sw_batch_size,
+        overlap=overlap, tta=tta, device=device, progress=progress, mode=mode, amp=amp,
+    )[0]
+
+
+def predict_files(
+    checkpoint_path: PathLike,
+    image_paths: Sequence[PathLike],
+    out_probs: Sequence[PathLike],
+    out_preds: Sequence[PathLike],
+    roi_size: Sequence[int] | None = None,
+    sw_batch_size: int = 4,
+    overlap: float = 0.25,
+    tta: Mapping[str, Any] | None = DEFAULT_TTA,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    mode: str = "gaussian",
+    amp: str | None = None,
+    on_case: Callable[[int, int, str, float], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Predict several case image files with one checkpoint (loaded once), as :func:`predict_file` does.
+
+    Args:
+        checkpoint_path: Training checkpoint (see :func:`load_model`).
+        image_paths: Case images in the standard layout.
+        out_probs: One probability-map output per image.
+        out_preds: One binary-prediction output per image.
+        roi_size, sw_batch_size, overlap, tta, device, progress, mode, amp: See :func:`predict_file`.
+        on_case: Called after each case as ``on_case(i, n, image_path, seconds)`` (``i`` counts from 1),
+            e.g. to report progress.
+
+    Returns:
+        One summary per image (see :func:`predict_file`), in order.
+
+    Raises:
+        ValueError: If the three path lists differ in length, or an image's channel count or dimensionality
+            differs from the network's.
+    """
+    if not (len(image_paths) == len(out_probs) == len(out_preds)):
         raise ValueError(
-            f"image {image_path} has shape {image.shape} (C, *spatial) but the network of {checkpoint_path} "
-            f"expects {ckpt['in_channels']} channel(s) and {ckpt['spatial_dims']} spatial axes."
+            f"got {len(image_paths)} images, {len(out_probs)} probability outputs and {len(out_preds)} "
+            "prediction outputs; pass one of each per case"
         )
+    model, ckpt = load_model(checkpoint_path, device)
     roi = tuple(roi_size) if roi_size is not None else tuple(ckpt["cfg"]["patch_size"])
-    prob = predict_case(model, image, roi, sw_batch_size, overlap, tta, device, progress, mode, amp)
-    pred = (prob > THRESHOLD).astype(np.uint8)
-    save_nifti(out_prob, prob, spacing=spacing, affine=affine, dtype=np.float32)
-    save_nifti(out_pred, pred, spacing=spacing, affine=affine, dtype=np.uint8)
-    return {
-        "shape": tuple(prob.shape),
-        "spacing": tuple(spacing),
-        "foreground_voxels": int(pred.sum()),
-        "epoch": ckpt.get("epoch"),
-        "prob": str(Path(out_prob)),
-        "pred": str(Path(out_pred)),
-    }
+    summaries = []
+    for i, (image_path, out_prob, out_pred) in enumerate(zip(image_paths, out_probs, out_preds), start=1):
+        start = time.perf_counter()
+        image, spacing = load_case_image(image_path)
+        affine = load_image(image_path).affine
+        if image.shape[0] != ckpt["in_channels"] or image.ndim - 1 != ckpt["spatial_dims"]:
+            raise ValueError(
+                f"image {image_path} has shape {image.shape} (C, *spatial) but the network of {checkpoint_path} "
+                f"expects {ckpt['in_channels']} channel(s) and {ckpt['spatial_dims']} spatial axes."
+            )
+        prob = predict_case(model, image, roi, sw_batch_size, overlap, tta, device, progress, mode, amp)
+        pred = (prob > THRESHOLD).astype(np.uint8)
+        save_nifti(out_prob, prob, spacing=spacing, affine=affine, dtype=np.float32)
+        save_nifti(out_pred, pred, spacing=spacing, affine=affine, dtype=np.uint8)
+        summaries.append({
+            "shape": tuple(prob.shape),
+            "spacing": tuple(spacing),
+            "foreground_voxels": int(pred.sum()),
+            "epoch": ckpt.get("epoch"),
+            "prob": str(Path(out_prob)),
+            "pred": str(Path(out_pred)),
+        })
+        if on_case is not None:
+            on_case(i, len(image_paths), str(image_path), time.perf_counter() - start)
+    return summaries

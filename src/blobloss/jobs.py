@@ -73,29 +73,34 @@ def train_job(
 
 def predict_job(
     checkpoint: PathStr,
-    image: PathStr,
-    out_prob: PathStr,
-    out_pred: PathStr,
+    images: Sequence[PathStr],
+    out_probs: Sequence[PathStr],
+    out_preds: Sequence[PathStr],
     inference: Mapping[str, Any],
     threads: int | None = None,
-) -> dict[str, Any]:
-    """Sliding-window TTA inference of one case from the pipeline's ``inference`` config section.
+    name: str = "predict",
+) -> list[dict[str, Any]]:
+    """Sliding-window TTA inference of every test case of one run from the pipeline's ``inference`` section.
+
+    The network is loaded once; one plain progress line per case goes to the log (``name``, case i/N,
+    seconds).
 
     Args:
         checkpoint: Training checkpoint (``model_last.pt`` or ``work/checkpoint_best.pt``).
-        image: Case image in the standard layout.
-        out_prob: Probability map output (float32 NIfTI).
-        out_pred: Binary prediction output (uint8 NIfTI, probability > 0.5).
+        images: Case images in the standard layout.
+        out_probs: Probability map outputs (float32 NIfTI), one per image.
+        out_preds: Binary prediction outputs (uint8 NIfTI, probability > 0.5), one per image.
         inference: ``tta`` (bool), ``flips``, ``noise_copies``, ``noise_std``, ``overlap``,
             ``sw_batch_size``, ``roi_size`` (None = training patch size).
         threads: CPU threads for torch (None: torch's default).
+        name: Run name shown in the progress lines.
 
     Returns:
-        The summary of :func:`blobloss.inference.predict_file`.
+        The summaries of :func:`blobloss.inference.predict_files`.
     """
     import torch
 
-    from blobloss.inference import predict_file
+    from blobloss.inference import predict_files
 
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(
@@ -112,13 +117,19 @@ def predict_job(
             "noise_std": inference["noise_std"],
             "seed": 0,
         }
-    return predict_file(
+
+    def report(i: int, n: int, image: str, seconds: float) -> None:
+        logger.info("[%s] case %d/%d %s predicted in %.1f s", name, i, n, Path(image).parent.name, seconds)
+
+    return predict_files(
         checkpoint,
-        image,
-        out_prob,
-        out_pred,
+        list(images),
+        list(out_probs),
+        list(out_preds),
         roi_size=inference.get("roi_size"),
         sw_batch_size=inference["sw_batch_size"],
         overlap=inference["overlap"],
         tta=tta,
+        progress=False,
+        on_case=report,
     )

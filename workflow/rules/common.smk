@@ -56,6 +56,8 @@ PATHS = {
     "model": RESULTS + "/{dataset}/train/{setting}/seed{seed}/model_last.pt",
     "train_log": RESULTS + "/{dataset}/train/{setting}/seed{seed}/log.csv",
     "train_curve": RESULTS + "/{dataset}/train/{setting}/seed{seed}/curve.png",
+    # one prediction job per run and checkpoint writes every test case into one folder
+    "predictions": RESULTS + "/{dataset}/predict/{setting}/seed{seed}/{checkpoint}",
     "prob": RESULTS + "/{dataset}/predict/{setting}/seed{seed}/{checkpoint}/{case}_prob.nii.gz",
     "pred": RESULTS + "/{dataset}/predict/{setting}/seed{seed}/{checkpoint}/{case}_pred.nii.gz",
     "metrics": RESULTS + "/{dataset}/eval/{setting}/seed{seed}/{checkpoint}/metrics.csv",

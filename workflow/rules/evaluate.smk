@@ -14,13 +14,14 @@ def _test_files(key):
 rule metrics:
     """Dice, S, P, Surface Dice and instance TP/FP/FN, IS, IP, F1 per test case of one run."""
     input:
-        preds=_test_files("pred"),
+        predictions=PATHS["predictions"],
         labels=_test_files("label"),
         code=pkg_src("metrics.py", "evaluation.py", "io.py"),
     output:
         PATHS["metrics"],
     params:
         cases=lambda wc: split_cases(wc.dataset, "test"),
+        preds=_test_files("pred"),
         connectivity=lambda wc: DATASETS[wc.dataset]["connectivity"],
         tolerance=lambda wc: DATASETS[wc.dataset]["evaluation"]["surface_tolerance"],
         run=run_columns,

@@ -1,4 +1,5 @@
-# Sliding-window inference with test-time augmentation (SPEC section 6), one job per test case.
+# Sliding-window inference with test-time augmentation (SPEC section 6): one job per run and checkpoint
+# predicts every test case (the network is loaded once; on a cluster this is one job per model).
 
 
 def _checkpoint_file(wildcards):
@@ -7,23 +8,37 @@ def _checkpoint_file(wildcards):
     return PATHS["train_work"].format(**wildcards) + "/checkpoint_best.pt"
 
 
+def _test_case_paths(key):
+    """Per test case of the run's dataset, the path ``key`` (image, prob or pred) with the run's wildcards."""
+
+    def paths(wildcards):
+        return [
+            PATHS[key].format(**dict(wildcards, case=case))
+            for case in split_cases(wildcards.dataset, "test")
+        ]
+
+    return paths
+
+
 rule predict:
-    """Probability map (TTA average of sigmoid outputs) and binary prediction (> 0.5) of one case."""
+    """Probability maps (TTA average of sigmoid outputs) and binary predictions (> 0.5) of the test cases."""
     input:
         model=PATHS["model"],
-        image=PATHS["image"],
+        images=_test_case_paths("image"),
         code=pkg_src("inference.py", "training/model.py", "jobs.py", "io.py"),
     output:
-        prob=PATHS["prob"],
-        pred=PATHS["pred"],
+        directory(PATHS["predictions"]),
     params:
         checkpoint=_checkpoint_file,
         inference=lambda wc: DATASETS[wc.dataset]["inference"],
+        probs=_test_case_paths("prob"),
+        preds=_test_case_paths("pred"),
+        name=lambda wc: f"{wc.dataset}/{wc.setting}/seed{wc.seed}/{wc.checkpoint}",
     threads: max(1, min(workflow.cores, 8))
     resources:
         gpu=1,
     log:
-        LOGS + "/predict/{dataset}/{setting}/seed{seed}/{checkpoint}/{case}.log",
+        LOGS + "/predict/{dataset}/{setting}/seed{seed}/{checkpoint}.log",
     conda:
         "../../envs/torch.yaml"
     script:

@@ -43,11 +43,11 @@ def _pair_files(key):
         cases = split_cases(wildcards.dataset, "test")
         if key in ("image", "label"):
             return [PATHS[key].format(dataset=wildcards.dataset, case=c) for c in cases]
-        setting = a if key == "pred_a" else b
-        return [
-            PATHS["pred"].format(dataset=wildcards.dataset, setting=setting, seed=seed, checkpoint="last", case=c)
-            for c in cases
-        ]
+        setting = a if key.startswith("pred_a") else b
+        run = dict(dataset=wildcards.dataset, setting=setting, seed=seed, checkpoint="last")
+        if key.endswith("_dir"):
+            return PATHS["predictions"].format(**run)
+        return [PATHS["pred"].format(**run, case=c) for c in cases]
 
     return files
 
@@ -67,8 +67,8 @@ rule detection_figure:
         metrics=_pair_metrics,
         images=_pair_files("image"),
         labels=_pair_files("label"),
-        preds_a=_pair_files("pred_a"),
-        preds_b=_pair_files("pred_b"),
+        preds_a=_pair_files("pred_a_dir"),
+        preds_b=_pair_files("pred_b_dir"),
         code=pkg_src("plots.py", "evaluation.py"),
     output:
         report(PATHS["detection_figure"], caption="../report/detection.rst", category="Figures",
@@ -76,6 +76,8 @@ rule detection_figure:
     params:
         pair=lambda wc: comparison_pair(wc.dataset),
         cases=lambda wc: split_cases(wc.dataset, "test"),
+        preds_a=_pair_files("pred_a"),
+        preds_b=_pair_files("pred_b"),
         connectivity=lambda wc: DATASETS[wc.dataset]["connectivity"],
     log:
         LOGS + "/results/{dataset}_detection.log",
