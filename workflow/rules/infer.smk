@@ -12,7 +12,7 @@ rule predict:
     input:
         model=PATHS["model"],
         image=PATHS["image"],
-        code=pkg_src("inference.py", "training/model.py", "jobs.py", "io.py"),
+        code=job_code("predict.py"),
     output:
         prob=PATHS["prob"],
         pred=PATHS["pred"],
