@@ -122,7 +122,9 @@ class _Analyzer:
         self.package = name if is_pkg else name.rpartition(".")[0]
         self.info = _ModuleInfo(name, path, is_pkg, _Scope(), {}, {}, {}, set())
         self._module_level(tree.body, guarded=False)
-        for node in ast.walk(tree):
+        if "__getattr__" not in self.info.top:
+            return
+        for node in ast.walk(tree):  # a lazy module __getattr__: the module names its strings may hold
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_STRING.match(node.value):
                 self.info.strings.add(node.value)
             if isinstance(node, ast.Dict) and node.keys and all(
@@ -167,10 +169,10 @@ class _Analyzer:
                 for case in stmt.cases:
                     self._module_level(case.body, guarded)
             else:  # assignments, expressions, asserts, ...: evaluated at import
+                before = set(info.load.refs)
                 self._expression(stmt, info.load)
-                for target in self._assigned_names(stmt):
-                    scope = info.top.setdefault(target, _Scope())
-                    self._expression(stmt, scope)
+                for target in self._assigned_names(stmt):  # using the name needs what its value refers to
+                    info.top.setdefault(target, _Scope()).refs.update(info.load.refs - before)
 
     @staticmethod
     def _assigned_names(stmt: ast.stmt) -> list[str]:
@@ -419,10 +421,10 @@ class _Closure:
             return True
         self.files.add(located[0])
         info = self.info(module)
-        self.run(info, info.load, at_import=True)
+        self.run(info, info.load)
         return True
 
-    def run(self, info: _ModuleInfo, scope: _Scope, at_import: bool) -> None:
+    def run(self, info: _ModuleInfo, scope: _Scope) -> None:
         """Execute ``scope`` of module ``info``: its imports, then (unless eager only) the names it uses."""
         for imp in scope.imports:
             self.execute_import(info, imp)
@@ -475,7 +477,7 @@ class _Closure:
             if root in info.top and info.name != "__main__":
                 self.use(info.name, root)
             elif root in info.top:
-                self.run(info, info.top[root], at_import=False)  # a script's own function
+                self.run(info, info.top[root])  # a script's own function
             binding = info.bindings.get(root)
         if binding is None:
             return
@@ -486,9 +488,8 @@ class _Closure:
 
     def walk(self, module: str, rest: Chain) -> None:
         """Follow ``module.rest[0].rest[1]...`` through submodules to the name it uses."""
-        if not self._ours(module):
+        if not self.load(module, guarded=True):  # another package, or an optional module that is missing
             return
-        self.load(module)
         for attr in rest:
             sub = f"{module}.{attr}"
             if self.is_module(sub):
@@ -500,10 +501,9 @@ class _Closure:
         self.use_all(module)  # the module object itself is used as a value
 
     def use(self, module: str, name: str) -> None:
-        if not self._ours(module) or (module, name) in self.used:
+        if (module, name) in self.used or not self.load(module, guarded=True):
             return
         self.used.add((module, name))
-        self.load(module)
         info = self.info(module)
         if info is None:  # namespace package
             if self.is_module(f"{module}.{name}"):
@@ -512,7 +512,7 @@ class _Closure:
         known = False
         if name in info.top:
             known = True
-            self.run(info, info.top[name], at_import=False)
+            self.run(info, info.top[name])
         if name in info.bindings:
             known = True
             self.resolve(info, {}, (name,))
@@ -525,10 +525,9 @@ class _Closure:
             self.use_all(module)  # a name the source does not show (set at run time): count everything
 
     def use_all(self, module: str) -> None:
-        if not self._ours(module) or module in self.all_used:
+        if module in self.all_used or not self.load(module, guarded=True):
             return
         self.all_used.add(module)
-        self.load(module)
         info = self.info(module)
         if info is None:
             return
@@ -575,10 +574,10 @@ def import_closure(
         raise ImportScanError(f"{src_root}: holds no package folder {package!r}; pass the folder above it")
     closure = _Closure(src_root, package, eager_only)
     info = _parse(script, "__main__", False)
-    closure.run(info, info.load, at_import=True)
+    closure.run(info, info.load)
     if not eager_only:  # a script's own functions count as used
         for scope in info.top.values():
-            closure.run(info, scope, at_import=False)
+            closure.run(info, scope)
     return sorted(closure.files)
 
 
