@@ -4,7 +4,6 @@ import re
 import sys
 from pathlib import Path
 
-import blobloss
 from snakemake.exceptions import WorkflowError
 from blobloss.data.convert import discover_cases
 from blobloss.data.split import make_split
@@ -78,14 +77,61 @@ def per_dataset(key):
     return expand(PATHS[key], dataset=list(DATASETS))
 
 
-def pkg_src(*relpaths):
-    """Source files of the package a rule depends on.
+def _load_codedeps():
+    """The import scanner (workflow/lib/codedeps.py), loaded by path: it is not part of the package."""
+    import importlib.util
 
-    Snakemake does not see Python imports, so rules list the package modules they run as inputs:
-    editing one of them reruns exactly the rules that use it.
+    spec = importlib.util.spec_from_file_location(
+        "blobloss_workflow_codedeps", Path(workflow.basedir) / "workflow" / "lib" / "codedeps.py"
+    )
+    scanner = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = scanner  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(scanner)
+    return scanner
+
+
+def _code_root():
+    """The folder above the package the jobs import: the workflow's own src/ (put first on their path
+    above), else wherever the installed package lives (found without importing it)."""
+    if (_SRC / "blobloss").is_dir():
+        return _SRC
+    import importlib.util
+
+    spec = importlib.util.find_spec("blobloss")
+    if spec is None or not spec.submodule_search_locations:
+        raise WorkflowError(f"no blobloss package: neither {_SRC}/blobloss nor an installed one; run pip install -e .")
+    return Path(list(spec.submodule_search_locations)[0]).parent
+
+
+_CODEDEPS = _load_codedeps()
+_CODE_ROOT = _code_root()
+_JOB_CODE = {}
+
+
+def job_code(script):
+    """The package source files a rule's job runs: the import closure of scripts/<script>.
+
+    Use it as the rule's code input (``code=job_code("train.py")`` beside ``script: "../../scripts/train.py"``):
+    Snakemake does not see Python imports, so the files the script imports, and what they import in turn
+    (workflow/lib/codedeps.py scans the source without running it), are declared as inputs and a content
+    edit of any of them reruns exactly the rules whose jobs run it. The files are those of the workflow's
+    own src/, which the jobs import.
     """
-    root = Path(blobloss.__file__).parent
-    return [str(root / rel) for rel in relpaths]
+    if script not in _JOB_CODE:
+        path = Path(workflow.basedir) / "scripts" / script
+        try:
+            _JOB_CODE[script] = [str(f) for f in _CODEDEPS.import_closure(path, _CODE_ROOT, "blobloss")]
+        except _CODEDEPS.ImportScanError as err:
+            raise WorkflowError(f"code inputs of scripts/{script}: {err}") from None
+    return _JOB_CODE[script]
+
+
+def pkg_src(*relpaths):
+    """Removed: rules no longer list package modules by hand."""
+    raise WorkflowError(
+        f"pkg_src{relpaths} lists package modules by hand; derive them from the rule's script instead: "
+        'code=job_code("<script>.py"), the script named in the rule\'s script: directive'
+    )
 
 
 def dataset_cfg(dataset):

@@ -12,7 +12,7 @@ rule components:
     input:
         label=PATHS["label"],
         given=_given_instances,
-        code=pkg_src("components.py", "io.py"),
+        code=job_code("components.py"),
     output:
         instances=PATHS["instances"],
         summary=PATHS["instances_json"],

@@ -1,13 +1,10 @@
 # Dataset conversion into the standard layout (NIfTI image + label + meta per case) and the manifest.
 
-_CONVERT_CODE = pkg_src("data/convert.py", "data/checks.py", "data/normalize.py", "data/synthetic.py", "io.py")
-
-
 rule convert_case:
     """Convert one case: integrity checks, normalization, NIfTI image and binary label, meta.json."""
     input:
         raw=raw_files,
-        code=_CONVERT_CODE,
+        code=job_code("convert_case.py"),
     output:
         image=PATHS["image"],
         label=PATHS["label"],
@@ -29,7 +26,7 @@ rule convert_case_with_ids:
     """As convert_case, for label files that hold instance ids: the ids are kept for the components stage."""
     input:
         raw=raw_files,
-        code=_CONVERT_CODE,
+        code=job_code("convert_case.py"),
     output:
         image=PATHS["image"],
         label=PATHS["label"],
@@ -53,7 +50,7 @@ rule manifest:
     input:
         metas=lambda wc: per_case("meta", wc.dataset),
         instances=lambda wc: per_case("instances_json", wc.dataset),
-        code=pkg_src("data/manifest.py", "data/split.py"),
+        code=job_code("manifest.py"),
     output:
         manifest=PATHS["manifest"],
         split=PATHS["split"],

@@ -16,7 +16,7 @@ rule metrics:
     input:
         predictions=PATHS["predictions"],
         labels=_test_files("label"),
-        code=pkg_src("metrics.py", "evaluation.py", "io.py"),
+        code=job_code("metrics.py"),
     output:
         PATHS["metrics"],
     params:

@@ -25,7 +25,7 @@ rule predict:
     input:
         model=PATHS["model"],
         images=_test_case_paths("image"),
-        code=pkg_src("inference.py", "training/model.py", "jobs.py", "io.py"),
+        code=job_code("predict.py"),
     output:
         directory(PATHS["predictions"]),
     params:

@@ -17,7 +17,7 @@ rule tables:
     """Table 1 (and at the best checkpoint), Table 2 per ablated dataset, pooled counts, per-case table."""
     input:
         metrics=_all_metrics(),
-        code=pkg_src("tables.py", "evaluation.py", "metrics.py"),
+        code=job_code("tables.py"),
     output:
         **{name: _table_output(name, path) for name, path in table_outputs().items()},
     params:
@@ -69,7 +69,7 @@ rule detection_figure:
         labels=_pair_files("label"),
         preds_a=_pair_files("pred_a_dir"),
         preds_b=_pair_files("pred_b_dir"),
-        code=pkg_src("plots.py", "evaluation.py"),
+        code=job_code("detection_figure.py"),
     output:
         report(PATHS["detection_figure"], caption="../report/detection.rst", category="Figures",
                labels={"dataset": "{dataset}", "figure": "detections"}),
@@ -91,7 +91,7 @@ rule paired_figure:
     """Per-case F1 and DSC of dice against blob dice."""
     input:
         metrics=_pair_metrics,
-        code=pkg_src("plots.py"),
+        code=job_code("paired_figure.py"),
     output:
         report(PATHS["paired_figure"], caption="../report/paired.rst", category="Figures",
                labels={"dataset": "{dataset}", "figure": "paired per-case F1 and DSC"}),
@@ -109,7 +109,7 @@ rule training_curves:
     """The training curves of every run of a dataset in one figure."""
     input:
         logs=lambda wc: [PATHS["train_log"].format(dataset=wc.dataset, setting=s, seed=k) for s, k in runs(wc.dataset)],
-        code=pkg_src("plots.py"),
+        code=job_code("training_curves.py"),
     output:
         report(PATHS["curves_figure"], caption="../report/curves.rst", category="Figures",
                labels={"dataset": "{dataset}", "figure": "training curves"}),

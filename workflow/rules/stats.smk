@@ -5,7 +5,7 @@ rule blob_features:
     """Blob count per case and shape features per blob (volume, compactness, sphereness, stringness, skewness)."""
     input:
         instances=lambda wc: per_case("instances", wc.dataset),
-        code=pkg_src("stats.py", "io.py"),
+        code=job_code("blob_features.py"),
     output:
         features=PATHS["blob_features"],
         counts=PATHS["blob_counts"],
@@ -25,7 +25,7 @@ rule blob_statistics:
     input:
         features=per_dataset("blob_features"),
         counts=per_dataset("blob_counts"),
-        code=pkg_src("plots.py", "stats.py"),
+        code=job_code("blob_statistics.py"),
     output:
         figure=report(
             PATHS["stats_figure"],

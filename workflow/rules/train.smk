@@ -1,25 +1,11 @@
 # Training (SPEC section 7): one job per (dataset, loss setting, seed), one GPU each.
 
-_TRAIN_CODE = pkg_src(
-    "training/loop.py",
-    "training/data.py",
-    "training/model.py",
-    "training/optim.py",
-    "training/losses.py",
-    "training/checkpoint.py",
-    "jobs.py",
-    "losses/blob.py",
-    "losses/criteria.py",
-    "losses/inverse_weighting.py",
-)
-
-
 def _train_inputs(wildcards):
     cases = split_cases(wildcards.dataset, "train") + split_cases(wildcards.dataset, "val")
     return {
         "images": expand(PATHS["image"], dataset=wildcards.dataset, case=cases),
         "instances": expand(PATHS["instances"], dataset=wildcards.dataset, case=cases),
-        "code": _TRAIN_CODE,
+        "code": job_code("train.py"),
     }
 
 
