@@ -59,6 +59,7 @@ PATHS = {
     "prob": RESULTS + "/{dataset}/predict/{setting}/seed{seed}/{checkpoint}/{case}_prob.nii.gz",
     "pred": RESULTS + "/{dataset}/predict/{setting}/seed{seed}/{checkpoint}/{case}_pred.nii.gz",
     "metrics": RESULTS + "/{dataset}/eval/{setting}/seed{seed}/{checkpoint}/metrics.csv",
+    "blobs": RESULTS + "/{dataset}/eval/{setting}/seed{seed}/{checkpoint}/blobs.csv",
     "tables": RESULTS + "/tables",
     "detection_figure": RESULTS + "/figures/{dataset}_detection.png",
     "paired_figure": RESULTS + "/figures/{dataset}_paired.png",
@@ -83,7 +84,12 @@ def pkg_src(*relpaths):
     editing one of them reruns exactly the rules that use it.
     """
     root = Path(blobloss.__file__).parent
-    return [str(root / rel) for rel in relpaths]
+    # a subpackage (e.g. "metrics") stands for every module in it
+    return [
+        str(path)
+        for rel in relpaths
+        for path in (sorted((root / rel).glob("*.py")) if (root / rel).is_dir() else [root / rel])
+    ]
 
 
 def dataset_cfg(dataset):

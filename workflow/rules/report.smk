@@ -17,7 +17,7 @@ rule tables:
     """Table 1 (and at the best checkpoint), Table 2 per ablated dataset, pooled counts, per-case table."""
     input:
         metrics=_all_metrics(),
-        code=pkg_src("tables.py", "evaluation.py", "metrics.py"),
+        code=pkg_src("tables.py", "evaluation.py", "metrics"),
     output:
         **{name: _table_output(name, path) for name, path in table_outputs().items()},
     params:

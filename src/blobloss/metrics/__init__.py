@@ -28,7 +28,7 @@ prediction empty, ground truth not     0    0    NaN  0     0    NaN  0   0
 
 Compatibility: nothing here calls ``np.in1d`` (removed in NumPy 2.4) or pymia's ``SegmentationEvaluator``
 (which does); pymia and SimpleITK are imported only by :func:`reference_volumetric_metrics` and
-:func:`to_sitk_image` (and pymia once, for the surfel area table, with MONAI as the fallback source).
+:func:`to_sitk_image`, and pymia once more for its surfel area table (data, not its metric classes).
 """
 
 from __future__ import annotations

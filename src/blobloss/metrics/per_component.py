@@ -154,7 +154,8 @@ def component_scores(
     tp = np.bincount(gt_labels[pred & gt_fg], minlength=size)[:size]
     fp = np.bincount(region_of_outside, minlength=size)[:size]
     fn = gt_voxels - tp
-    dice = (2.0 * tp / (2 * tp + fp + fn))[1:]  # every component has voxels, so no zero denominators
+    tp, fp, fn = tp[1:], fp[1:], fn[1:]
+    dice = 2.0 * tp / (2 * tp + fp + fn)  # every component has voxels: no zero denominator
 
     # label the prediction by region and score every region's surfaces in one pass
     dtype = np.uint16 if n_components < np.iinfo(np.uint16).max else np.uint32

@@ -61,9 +61,8 @@ _SLAB = 32
 def _neighbour_code_normals() -> tuple[np.ndarray, ...]:
     """Per neighbour code (0..255), the surface normals of its triangles (length = area at spacing 1).
 
-    The table is the DeepMind ``surface-distance`` table that pymia 0.3.4 and MONAI both ship; it is read
-    from pymia (the project's definition of Surface Dice) and, where pymia is not installed, from MONAI
-    (the same areas; some normals differ in sign only).
+    This is the DeepMind ``surface-distance`` table; it is read from pymia 0.3.4, the project's definition
+    of Surface Dice, so that the areas are pymia's to the last bit.
     """
     import warnings
 
@@ -74,19 +73,11 @@ def _neighbour_code_normals() -> tuple[np.ndarray, ...]:
 
             empty = np.zeros((1, 1, 1), dtype=np.uint8)
             normals = Distances(empty, empty, (1.0, 1.0, 1.0))._neighbour_code_to_normals
-        return tuple(np.asarray(n, dtype=np.float64).reshape(-1, 3) for n in normals)
-    except ImportError:
-        pass
-    try:
-        from monai.metrics.utils import _get_neighbour_code_to_normals_table
-
-        table = _get_neighbour_code_to_normals_table().cpu().numpy().astype(np.float64)
-        return tuple(rows for rows in table)  # zero rows pad the table and add no area
-    except ImportError as err:  # pragma: no cover - both are dependencies of the pipeline
+    except ImportError as err:  # pragma: no cover - pymia is a dependency of the pipeline
         raise ImportError(
-            "Surface Dice needs the surfel area table of pymia (pip install pymia==0.3.4) or MONAI "
-            f"(pip install monai); neither could be imported ({err})."
+            f"Surface Dice needs pymia's surfel area table; install it with pip install pymia==0.3.4 ({err})."
         ) from err
+    return tuple(np.asarray(n, dtype=np.float64).reshape(-1, 3) for n in normals)
 
 
 @functools.lru_cache(maxsize=64)
