@@ -183,8 +183,9 @@ def match_instances(
     else:
         gt_labels, n_gt = check_given_instances(gt_instances, gt_b)
 
-    pred_voxels = np.bincount(pred_labels.ravel(), minlength=n_pred + 1)[1:].astype(np.int64)
-    gt_voxels = np.bincount(gt_labels.ravel(), minlength=n_gt + 1)[1:].astype(np.int64)
+    # blob sizes from the foreground voxels only (a bincount over the whole map would widen it to int64)
+    pred_voxels = np.bincount(pred_labels[pred_b], minlength=n_pred + 1)[1:].astype(np.int64)
+    gt_voxels = np.bincount(gt_labels[gt_b], minlength=n_gt + 1)[1:].astype(np.int64)
 
     overlap_idx = np.flatnonzero(pred_b & gt_b)
     pair_key = gt_labels.ravel()[overlap_idx].astype(np.int64) * (n_pred + 1) + pred_labels.ravel()[overlap_idx]
