@@ -1,4 +1,4 @@
-"""Snakemake job: per-case metrics of one run and checkpoint (blobloss.evaluation.metrics_job)."""
+"""Snakemake job: per-case metrics and per-blob table of one run and checkpoint (blobloss.evaluation.metrics_job)."""
 from blobloss.evaluation import metrics_job
 from blobloss.logs import log_to_file
 
@@ -7,9 +7,13 @@ with log_to_file(snakemake.log[0]) as log:
         snakemake.params.cases,
         snakemake.params.preds,
         snakemake.input.labels,
-        snakemake.output[0],
+        snakemake.output.metrics,
         connectivity=snakemake.params.connectivity,
         tolerance=snakemake.params.tolerance,
         run=snakemake.params.run,
+        blobs_csv=snakemake.output.blobs,
+        instance_paths=snakemake.input.instances or None,
+        gt_instances=snakemake.params.gt_instances,
+        matching=snakemake.params.matching,
     )
-    log.info("metrics of %d cases written", len(table))
+    log.info("metrics and blob table of %d cases written", len(table))

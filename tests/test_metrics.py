@@ -1,4 +1,5 @@
-"""Tests for blobloss.metrics (SPEC section 5): reference cases, hand-checkable cases, conventions, errors."""
+"""Tests for blobloss.metrics (docs/definitions.md section 5): reference cases, hand-checkable cases,
+conventions, errors."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pymia.evaluation import metric as pymia_metric
 from blobloss.metrics import (
     AGGREGATE_MEAN_COLUMNS,
     CASE_COLUMNS,
+    EXTRA_CASE_COLUMNS,
     aggregate,
     case_metrics,
     instance_metrics,
@@ -189,15 +191,32 @@ def test_instance_hand_cases(case_id, gt, pred, connectivity, counts):
     assert isinstance(got["tp"], int) and isinstance(got["f1"], float)
 
 
-# two diagonal pixels in 2D: one blob at 8-connectivity, two at 4; 2D maps 26/18 -> 8 and 6 -> 4.
+# two diagonal pixels in 2D: one blob at 8-connectivity (the 2D default), two at 4.
 DIAG_GT = _box((4, 4), (S(1, 2), S(1, 2)), (S(2, 3), S(2, 3)))
 DIAG_PRED = _box((4, 4), (S(1, 2), S(1, 2)))
 
 
-@pytest.mark.parametrize("connectivity,fn", [(8, 0), (26, 0), (18, 0), (4, 1), (6, 1)])
+@pytest.mark.parametrize("connectivity,fn", [(8, 0), (None, 0), (4, 1)])
 def test_connectivity_2d(connectivity, fn):
     got = instance_metrics(DIAG_PRED, DIAG_GT, connectivity=connectivity)
     assert (got["tp"], got["fp"], got["fn"]) == (1, 0, fn)
+
+
+@pytest.mark.parametrize("connectivity", [26, 18, 6])
+def test_3d_connectivity_on_2d_mask_is_an_error(connectivity):
+    """One connectivity rule for the project (blobloss.components.resolve_connectivity): 4/8 in 2D."""
+    with pytest.raises(ValueError, match=rf"connectivity={connectivity} is not valid for a 2D label.*\[4, 8\]"):
+        instance_metrics(DIAG_PRED, DIAG_GT, connectivity=connectivity)
+
+
+def test_plots_shim_maps_3d_connectivity_onto_2d():
+    """blobloss.plots.classify_blobs still passes 26 for 2D masks; the shim maps it, then validates."""
+    from blobloss.metrics import _resolve_connectivity
+
+    assert [_resolve_connectivity(c, 2) for c in (26, 18, 6, 8, 4, None)] == [8, 8, 4, 8, 4, 8]
+    assert [_resolve_connectivity(c, 3) for c in (26, 18, 6, None)] == [26, 18, 6, 26]
+    with pytest.raises(ValueError, match="not valid for a 3D label"):
+        _resolve_connectivity(8, 3)
 
 
 # two voxels sharing only a corner (26 only), an edge (18, 26), a face (all) in 3D
@@ -346,7 +365,7 @@ def test_perfect_prediction():
 def test_case_metrics_columns_and_values():
     pred, gt, spacing = _ref("extra_fp")
     row = case_metrics(pred, gt, spacing=spacing)
-    assert tuple(row) == CASE_COLUMNS
+    assert tuple(row) == CASE_COLUMNS + EXTRA_CASE_COLUMNS
     assert row["dsc"] == pytest.approx(0.904594, abs=1e-6)
     assert row["surface_dice"] == pytest.approx(0.883788, abs=1e-6)
     assert (row["tp"], row["fp"], row["fn"]) == (2, 1, 0)
@@ -470,7 +489,7 @@ def test_parameter_errors(kwargs, match):
 @pytest.mark.parametrize("shape,connectivity", [((4, 5, 6), 8), ((4, 5, 6), 4), ((4, 5), 5), ((4, 5, 6), 27)])
 def test_connectivity_errors(shape, connectivity):
     mask = np.zeros(shape, bool)
-    with pytest.raises(ValueError, match=rf"connectivity for a {len(shape)}D mask.*{connectivity}"):
+    with pytest.raises(ValueError, match=rf"connectivity={connectivity} is not valid for a {len(shape)}D label"):
         instance_metrics(mask, mask, connectivity=connectivity)
 
 

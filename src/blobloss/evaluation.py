@@ -30,30 +30,58 @@ def metrics_job(
     connectivity: int | None = None,
     tolerance: float = 1.0,
     run: Mapping[str, Any] | None = None,
+    blobs_csv: PathStr | None = None,
+    instance_paths: Sequence[PathStr] | None = None,
+    gt_instances: str = "components",
+    matching: str = "any_overlap",
 ) -> pd.DataFrame:
-    """Per-case metrics of one run (SPEC section 5), written as CSV.
+    """Per-case metrics of one run (docs/definitions.md sections 5 and 9), written as CSV, and the
+    per-blob table.
 
     Args:
         cases: Case ids, in the order of ``pred_paths`` and ``label_paths``.
         pred_paths: Binary predictions (NIfTI).
         label_paths: Ground-truth labels (NIfTI); their header spacing is used.
-        out_csv: Output CSV: the ``run`` columns, ``case``, then :data:`blobloss.metrics.CASE_COLUMNS`.
+        out_csv: Output CSV: the ``run`` columns, ``case``, then :data:`blobloss.metrics.CASE_COLUMNS` and
+            :data:`blobloss.metrics.EXTRA_CASE_COLUMNS`.
         connectivity: Instance connectivity (None: 26 in 3D, 8 in 2D).
         tolerance: Surface Dice tolerance in the spacing unit.
         run: Columns identifying the run (dataset, setting, loss, lr, alpha, beta, model, seed, checkpoint).
+        blobs_csv: Output per-blob CSV (None: not written): the ``run`` columns, ``case``, then
+            :data:`blobloss.metrics.BLOB_COLUMNS` (``kind`` gt|pred, blob id, voxels, physical volume,
+            detected/TP flags), and ``matching``.
+        instance_paths: Per case, the ground-truth instance map (NIfTI); needed for ``gt_instances="given"``.
+        gt_instances: "components" (ground-truth blobs = connected components of the label) or "given"
+            (the instance ids in ``instance_paths``).
+        matching: Rule behind the per-blob table's ``detected``/``outcome``: "any_overlap" (the paper's)
+            or "one_to_one_iou"; ``metrics.csv`` always holds both rules' columns.
 
     Returns:
         The per-case table.
+
+    Raises:
+        ValueError: On mismatched list lengths, an unknown ``gt_instances`` or ``matching``, given
+            instances without ``instance_paths``, or a prediction whose shape differs from its label.
     """
-    from blobloss.metrics import case_metrics
+    from blobloss.components import resolve_connectivity
+    from blobloss.metrics import MATCHING_RULES, evaluate_case
 
     if not (len(cases) == len(pred_paths) == len(label_paths)):
         raise ValueError(
             f"got {len(cases)} cases, {len(pred_paths)} predictions and {len(label_paths)} labels; "
             "pass one prediction and one label per case"
         )
-    rows = []
-    for case, pred_path, label_path in zip(cases, pred_paths, label_paths):
+    if gt_instances not in ("components", "given"):
+        raise ValueError(f"evaluation.gt_instances must be 'components' or 'given', got {gt_instances!r}")
+    if matching not in MATCHING_RULES:
+        raise ValueError(f"evaluation.matching must be one of {list(MATCHING_RULES)}, got {matching!r}")
+    if gt_instances == "given" and (instance_paths is None or len(instance_paths) != len(cases)):
+        raise ValueError(
+            "evaluation.gt_instances 'given' needs one instance map per case (instance_paths); the dataset "
+            "must set instance_labels: true so that its instance ids are kept"
+        )
+    rows, blob_frames = [], []
+    for i, (case, pred_path, label_path) in enumerate(zip(cases, pred_paths, label_paths)):
         gt = load_image(label_path)
         pred = load_image(pred_path)
         if pred.array.shape != gt.array.shape:
@@ -61,19 +89,35 @@ def metrics_job(
                 f"case {case!r}: prediction {pred_path} has shape {pred.array.shape} but label {label_path} "
                 f"has {gt.array.shape}; rerun the prediction of this case"
             )
-        ndim = gt.array.ndim
-        conn = connectivity if connectivity is not None else (26 if ndim == 3 else 8)
-        values = case_metrics(
-            np.asarray(pred.array) > 0,
-            np.asarray(gt.array) > 0,
-            spacing=gt.spacing,
-            connectivity=conn,
-            tolerance=tolerance,
-        )
+        given = None
+        if gt_instances == "given":
+            given = np.asarray(load_image(instance_paths[i]).array)
+        gt_mask = np.asarray(gt.array) > 0
+        try:
+            values, blobs = evaluate_case(
+                np.asarray(pred.array) > 0,
+                gt_mask,
+                spacing=gt.spacing,
+                connectivity=resolve_connectivity(gt_mask.ndim, connectivity),
+                tolerance=tolerance,
+                gt_instances=given,
+                matching=matching,
+            )
+        except ValueError as err:
+            raise ValueError(f"case {case!r} ({label_path}): {err}") from err
         rows.append({**(run or {}), "case": case, **values})
+        blob_frames.append(blobs.assign(matching=matching).assign(**(run or {}), case=case))
     table = pd.DataFrame(rows)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
+    if blobs_csv is not None:
+        from blobloss.metrics import BLOB_COLUMNS
+
+        columns = [*(run or {}), "case", *BLOB_COLUMNS, "matching"]
+        blobs_table = pd.concat(blob_frames, ignore_index=True) if blob_frames else pd.DataFrame()
+        blobs_table = blobs_table.reindex(columns=columns)
+        with atomic_path(blobs_csv) as tmp:
+            blobs_table.to_csv(tmp, index=False)
     return table
 
 

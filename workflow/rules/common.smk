@@ -60,6 +60,7 @@ PATHS = {
     "prob": RESULTS + "/{dataset}/predict/{setting}/seed{seed}/{checkpoint}/{case}_prob.nii.gz",
     "pred": RESULTS + "/{dataset}/predict/{setting}/seed{seed}/{checkpoint}/{case}_pred.nii.gz",
     "metrics": RESULTS + "/{dataset}/eval/{setting}/seed{seed}/{checkpoint}/metrics.csv",
+    "blobs": RESULTS + "/{dataset}/eval/{setting}/seed{seed}/{checkpoint}/blobs.csv",
     "tables": RESULTS + "/tables",
     "detection_figure": RESULTS + "/figures/{dataset}_detection.png",
     "paired_figure": RESULTS + "/figures/{dataset}_paired.png",

@@ -1,4 +1,5 @@
-# Evaluation (SPEC section 5): per-case metrics of every run and checkpoint on the test cases.
+# Evaluation (docs/definitions.md sections 5 and 9): per-case metrics and the per-blob table of every
+# run and checkpoint on the test cases.
 
 
 def _test_files(key):
@@ -11,19 +12,44 @@ def _test_files(key):
     return files
 
 
+def _given_test_instances(wildcards):
+    """The instance maps of the test cases when the ground-truth blobs are the dataset's own ids."""
+    if DATASETS[wildcards.dataset]["evaluation"]["gt_instances"] != "given":
+        return []
+    return _test_files("instances")(wildcards)
+
+
+def _check_gt_instances():
+    for name, ds in DATASETS.items():
+        if ds["evaluation"]["gt_instances"] == "given" and not ds["instance_labels"]:
+            raise WorkflowError(
+                f"dataset {name!r}: evaluation.gt_instances is 'given' but the dataset does not keep instance "
+                "ids; set instance_labels: true on the dataset (beside source:, not inside it) or use "
+                "gt_instances: components"
+            )
+
+
+_check_gt_instances()
+
+
 rule metrics:
-    """Dice, S, P, Surface Dice and instance TP/FP/FN, IS, IP, F1 per test case of one run."""
+    """DSC, S, P, Surface Dice, instance counts (paper rule, IoU rule), per-component Dice per test case of
+    one run, and one row per ground-truth and predicted blob."""
     input:
         predictions=PATHS["predictions"],
         labels=_test_files("label"),
+        instances=_given_test_instances,
         code=job_code("metrics.py"),
     output:
-        PATHS["metrics"],
+        metrics=PATHS["metrics"],
+        blobs=PATHS["blobs"],
     params:
         cases=lambda wc: split_cases(wc.dataset, "test"),
         preds=_test_files("pred"),
         connectivity=lambda wc: DATASETS[wc.dataset]["connectivity"],
         tolerance=lambda wc: DATASETS[wc.dataset]["evaluation"]["surface_tolerance"],
+        gt_instances=lambda wc: DATASETS[wc.dataset]["evaluation"]["gt_instances"],
+        matching=lambda wc: DATASETS[wc.dataset]["evaluation"]["matching"],
         run=run_columns,
     log:
         LOGS + "/metrics/{dataset}/{setting}/seed{seed}/{checkpoint}.log",
