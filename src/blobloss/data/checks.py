@@ -12,7 +12,7 @@ Example:
     >>> check_shapes("c1", (4, 4, 2), (4, 4, 3), "img.nii.gz", "lab.nii.gz")
     Traceback (most recent call last):
     ...
-    blobloss.data.checks.DataIntegrityError: case 'c1': label lab.nii.gz has shape (4, 4, 3) but image img.nii.gz has (4, 4, 2); resample the label onto the image grid or fix the pairing
+    blobloss.errors.DataIntegrityError: case 'c1': label lab.nii.gz has shape (4, 4, 3) but image img.nii.gz has (4, 4, 2); resample the label onto the image grid or fix the pairing
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from os import PathLike
 
 import numpy as np
+
+from blobloss.errors import DataIntegrityError, EmptyLabelWarning
 
 __all__ = [
     "DataIntegrityError",
@@ -35,17 +37,6 @@ __all__ = [
 ]
 
 PathStr = str | PathLike[str]
-
-
-class DataIntegrityError(ValueError):
-    """Raised when user data is inconsistent, corrupt or incomplete.
-
-    The message names the case, the file(s) involved and how to fix the problem.
-    """
-
-
-class EmptyLabelWarning(UserWarning):
-    """Warned when a case's label has no foreground voxel (allowed, but worth knowing)."""
 
 
 def _shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -166,7 +157,7 @@ def check_label_values(case: str, label: np.ndarray, label_file: PathStr) -> Non
         >>> check_label_values("c1", np.array([0.0, 0.5]), "lab.nii.gz")
         Traceback (most recent call last):
         ...
-        blobloss.data.checks.DataIntegrityError: case 'c1': label lab.nii.gz holds non-integer values (e.g. 0.5); labels must be integer class or instance ids: export the label with nearest-neighbour interpolation, or round it
+        blobloss.errors.DataIntegrityError: case 'c1': label lab.nii.gz holds non-integer values (e.g. 0.5); labels must be integer class or instance ids: export the label with nearest-neighbour interpolation, or round it
     """
     arr = np.asarray(label)
     if arr.dtype == bool:
