@@ -63,8 +63,37 @@ def test_4d_image_shape_mismatch_reports_spatial_shapes(tmp_path):
     save_nifti(tmp_path / "images" / "c1.nii.gz", np.zeros((5, 4, 2, 3), np.float32))
     save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
     with pytest.raises(DataIntegrityError) as exc:
-        convert(cfg(tmp_path), "c1", tmp_path / "out")
+        convert(cfg(tmp_path, channels_last=True), "c1", tmp_path / "out")
     assert_names(str(exc.value), "case 'c1'", "labels/c1.nii.gz", "(5, 4, 3) but image", "has (5, 4, 2)")
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "label_shape", "expect"),
+    [
+        # a 4D image beside a 3D label: channels only where declared, never silently
+        ((5, 4, 3, 3), (5, 4, 3), ["images/c1.nii.gz", "(5, 4, 3, 3)", "one axis more", "source.channels_last: true",
+                                   "source.channel_suffixes", "time series"]),
+        # a 4D image beside a 4D label: the label is not 2D/3D
+        ((5, 4, 3, 2), (5, 4, 3, 2), ["labels/c1.nii.gz", "4 axes", "2D or 3D", "argmax", "time point"]),
+        # a 5D image beside a 3D label
+        ((5, 4, 3, 2, 2), (5, 4, 3), ["images/c1.nii.gz", "5 axes", "2D or 3D"]),
+    ],
+)
+def test_4d_files_get_a_clear_error_naming_the_file_and_the_channel_options(tmp_path, image_shape, label_shape, expect):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", np.zeros(image_shape, np.float32))
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", np.zeros(label_shape, np.uint8))
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", *expect)
+    assert len(str(exc.value).replace(str(tmp_path), "")) < 330  # one short message
+    assert not (tmp_path / "out").exists()
+
+
+def test_4d_image_with_declared_channels_last_is_read_as_channels(tmp_path):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", np.random.default_rng(0).random((5, 4, 3, 2)).astype(np.float32))
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
+    meta = convert(cfg(tmp_path, channels_last=True), "c1", tmp_path / "out")
+    assert meta["channels"] == 2 and meta["shape"] == [5, 4, 3]
 
 
 def test_spacing_mismatch(tmp_path):
