@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -147,6 +147,7 @@ def log_to_file(path: str | PathLike[str]) -> Iterator[logging.Logger]:
                 os.environ["TQDM_DISABLE"] = old_tqdm
 
 
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 _LOG_OF_FAILED = re.compile(r"^\s*log: (.+?) \(check log file\(s\) for error details\)\s*$")
 
 
@@ -156,22 +157,31 @@ def _job_error(log_file: Path) -> str:
         lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return f"(no log file {log_file})"
-    for line in reversed(lines):
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i]
         if _ERROR_MARK in line and not line.rstrip().endswith(_ERROR_MARK + "job failed"):
-            return line.split(_ERROR_MARK, 1)[1].strip()
+            more = []
+            for follow in lines[i + 1 :]:
+                if _TIMESTAMP.match(follow):
+                    break
+                more.append(follow)
+            if len(more) > 8:
+                more = more[:8] + [f"    ... (see {log_file})"]
+            return "\n".join([line.split(_ERROR_MARK, 1)[1].strip()] + ["  " + m for m in more])
     tail = [ln for ln in lines if ln.strip()]
     last = tail[-1].strip() if tail else "(empty log)"
     return f"{last} (traceback in {log_file})"
 
 
-def failure_summary(snakemake_log: str | PathLike[str] | None, limit: int = 20) -> str:
+def failure_summary(snakemake_log: str | PathLike[str] | Sequence[str] | None, limit: int = 20) -> str:
     """One line per failed job of a Snakemake run: the job's log file and its error message.
 
     Reads the run's main log (Snakemake's ``log`` in ``onerror``) for the ``log:`` entries of the
     ``Error in rule`` blocks and takes each job's message from its own log file.
 
     Args:
-        snakemake_log: Path of the run's Snakemake log (``.snakemake/log/*.snakemake.log``).
+        snakemake_log: Path of the run's Snakemake log (``.snakemake/log/*.snakemake.log``), or a list
+            of such paths (what Snakemake passes to ``onerror``).
         limit: At most this many jobs are listed (the count of the rest is given).
 
     Returns:
@@ -181,9 +191,11 @@ def failure_summary(snakemake_log: str | PathLike[str] | None, limit: int = 20) 
         >>> failure_summary(None)
         ''
     """
-    if not snakemake_log or not Path(snakemake_log).is_file():
-        return ""
-    text = Path(snakemake_log).read_text(encoding="utf-8", errors="replace").splitlines()
+    paths = [snakemake_log] if isinstance(snakemake_log, (str, PathLike)) else list(snakemake_log or [])
+    text: list[str] = []
+    for p in paths:
+        if p and Path(p).is_file():
+            text += Path(p).read_text(encoding="utf-8", errors="replace").splitlines()
     logs: list[str] = []
     for i, line in enumerate(text):
         if line.startswith("Error in rule") or line.strip().startswith("Error in rule"):
