@@ -5,6 +5,7 @@ from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]) as log, gpu_slot() as device:
     log.info("CUDA_VISIBLE_DEVICES=%s", device)
+    wc = snakemake.wildcards
     summary = predict_job(
         snakemake.params.checkpoint,
         snakemake.input.image,
@@ -12,5 +13,7 @@ with log_to_file(snakemake.log[0]) as log, gpu_slot() as device:
         snakemake.output.pred,
         snakemake.params.inference,
         threads=snakemake.threads,
+        run=f"{wc.dataset}/{wc.setting}/seed{wc.seed}/{wc.checkpoint}",
+        position=snakemake.params.position,
     )
-    log.info("%s: %s", snakemake.wildcards.case, summary)
+    log.info("%s: %s", wc.case, summary)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -78,8 +79,15 @@ def predict_job(
     out_pred: PathStr,
     inference: Mapping[str, Any],
     threads: int | None = None,
+    run: str = "",
+    position: Sequence[int] | None = None,
+    every_s: float = 30.0,
 ) -> dict[str, Any]:
     """Sliding-window TTA inference of one case from the pipeline's ``inference`` config section.
+
+    Reports plain progress lines to the job log and the user's console (:func:`blobloss.logs.progress`):
+    one when the case starts, one at most every ``every_s`` seconds while its TTA variants run, one when
+    it is done, e.g. ``[syn3d/dice/seed0/last] predict case 2/4 case_003: done in 8.1 s (13 TTA variants)``.
 
     Args:
         checkpoint: Training checkpoint (``model_last.pt`` or ``work/checkpoint_best.pt``).
@@ -89,16 +97,24 @@ def predict_job(
         inference: ``tta`` (bool), ``flips``, ``noise_copies``, ``noise_std``, ``overlap``,
             ``sw_batch_size``, ``roi_size`` (None = training patch size).
         threads: CPU threads for torch (None: torch's default).
+        run: Run label for the progress lines (``dataset/setting/seed<k>/<checkpoint>``).
+        position: ``(i, n)``: this case is the i-th of the run's n test cases (for the progress lines).
+        every_s: Least seconds between two progress lines while the case runs.
 
     Returns:
-        The summary of :func:`blobloss.inference.predict_file`.
+        The summary of :func:`blobloss.inference.predict_file`, with ``seconds``.
+
+    Raises:
+        MissingFileError: If the checkpoint does not exist (naming it and what produces it).
     """
     import torch
 
+    from blobloss.errors import MissingFileError
     from blobloss.inference import predict_file
+    from blobloss.logs import ProgressTimer, progress
 
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"checkpoint {checkpoint} does not exist; for the 'best' checkpoint the run needs validation "
             "cases (split.val_fraction > 0) and at least one validation epoch"
         )
@@ -112,7 +128,22 @@ def predict_job(
             "noise_std": inference["noise_std"],
             "seed": 0,
         }
-    return predict_file(
+    name = Path(image).parent.name if Path(image).name == "image.nii.gz" else Path(image).name
+    where = f"case {position[0]}/{position[1]} {name}" if position else f"case {name}"
+    prefix = f"[{run}] " if run else ""
+    progress("%spredict %s: started", prefix, where)
+    timer: ProgressTimer | None = None
+
+    def on_variant(done: int, total: int) -> None:
+        nonlocal timer
+        if timer is None:
+            timer = ProgressTimer(total, every_s)
+            timer.due(0)  # the start line was just printed
+        if done < total and timer.due(done):
+            progress("%spredict %s: TTA variant %d/%d, %.0f s elapsed", prefix, where, done, total, timer.elapsed)
+
+    start = time.monotonic()
+    summary = predict_file(
         checkpoint,
         image,
         out_prob,
@@ -121,4 +152,12 @@ def predict_job(
         sw_batch_size=inference["sw_batch_size"],
         overlap=inference["overlap"],
         tta=tta,
+        progress=False,
+        on_variant=on_variant,
     )
+    summary["seconds"] = round(time.monotonic() - start, 3)
+    progress(
+        "%spredict %s: done in %.1f s (%d TTA variant(s), %d foreground voxels)",
+        prefix, where, summary["seconds"], summary["variants"], summary["foreground_voxels"],
+    )
+    return summary

@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
@@ -84,6 +85,11 @@ class ProgressTimer:
         return False
 
 
+def _plain_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    """One line per warning in a job log: ``<Category>: <message>`` (no source line)."""
+    return f"{category.__name__}: {message}"
+
+
 @contextlib.contextmanager
 def log_to_file(path: str | PathLike[str]) -> Iterator[logging.Logger]:
     """Send logging, warnings, stdout and stderr to ``path`` while the block runs; progress lines to both.
@@ -124,6 +130,8 @@ def log_to_file(path: str | PathLike[str]) -> Iterator[logging.Logger]:
         prog.addHandler(console)
         prog.setLevel(logging.INFO)
         logging.captureWarnings(True)
+        old_format = warnings.formatwarning
+        warnings.formatwarning = _plain_warning
         sys.stdout = sys.stderr = fh
         logger = logging.getLogger("blobloss")
         try:
@@ -137,6 +145,7 @@ def log_to_file(path: str | PathLike[str]) -> Iterator[logging.Logger]:
         finally:
             sys.stdout, sys.stderr = old_out, old_err
             logging.captureWarnings(False)
+            warnings.formatwarning = old_format
             root.removeHandler(handler)
             prog.removeHandler(console)
             root.setLevel(old_level)

@@ -250,6 +250,12 @@ def split_cases(dataset, part):
     return SPLITS[dataset][part]
 
 
+def test_position(dataset, case):
+    """(i, n): the case is the i-th of the dataset's n test cases (for progress lines)."""
+    test = SPLITS[dataset]["test"]
+    return [test.index(case) + 1, len(test)] if case in test else [0, len(test)]
+
+
 def runs(dataset):
     """(setting, seed) of every training run of a dataset."""
     ds = DATASETS[dataset]

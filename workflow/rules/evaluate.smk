@@ -24,6 +24,8 @@ rule metrics:
         connectivity=lambda wc: DATASETS[wc.dataset]["connectivity"],
         tolerance=lambda wc: DATASETS[wc.dataset]["evaluation"]["surface_tolerance"],
         run=run_columns,
+    message:
+        "metrics of {wildcards.dataset}/{wildcards.setting}/seed{wildcards.seed}/{wildcards.checkpoint}"
     log:
         LOGS + "/metrics/{dataset}/{setting}/seed{seed}/{checkpoint}.log",
     conda:

@@ -19,9 +19,12 @@ rule predict:
     params:
         checkpoint=_checkpoint_file,
         inference=lambda wc: DATASETS[wc.dataset]["inference"],
+        position=lambda wc: test_position(wc.dataset, wc.case),
     threads: max(1, min(workflow.cores, 8))
     resources:
         gpu=1,
+    message:
+        "predict {wildcards.dataset}/{wildcards.setting}/seed{wildcards.seed}/{wildcards.checkpoint}/{wildcards.case}"
     log:
         LOGS + "/predict/{dataset}/{setting}/seed{seed}/{checkpoint}/{case}.log",
     conda:

@@ -271,8 +271,8 @@ def prepare_case(dataset: Mapping[str, Any], raw: RawCase) -> tuple[dict[str, An
         if binarized is not None:
             warnings.warn(
                 f"case {case!r}: label {raw.label_file} holds the values {binarized}, not only 0 and 1; it is "
-                "binarized (foreground = every value > 0). If the values are instance ids set "
-                "instance_labels: true; to keep only some classes set foreground_labels",
+                "binarized (foreground = every value > 0); if the values are instance ids set "
+                "instance_labels: true",
                 LabelBinarizedWarning,
                 stacklevel=2,
             )
