@@ -24,7 +24,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -85,6 +85,27 @@ class ProgressTimer:
         return False
 
 
+def _silence_tqdm() -> Callable[[], None]:
+    """Make every tqdm bar disabled (``disable=True`` whatever the caller passes); returns the undo."""
+    try:
+        import tqdm.std
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return lambda: None
+    cls = tqdm.std.tqdm
+    original = cls.__init__
+
+    def __init__(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, N807
+        kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+
+    def undo() -> None:
+        cls.__init__ = original
+
+    return undo
+
+
 def _plain_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
     """One line per warning in a job log: ``<Category>: <message>`` (no source line)."""
     return f"{category.__name__}: {message}"
@@ -116,7 +137,8 @@ def log_to_file(path: str | PathLike[str]) -> Iterator[logging.Logger]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     old_out, old_err = sys.stdout, sys.stderr
     old_tqdm = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # tqdm modules imported from here on draw no bars
+    os.environ["TQDM_DISABLE"] = "1"
+    restore_tqdm = _silence_tqdm()  # no carriage-return bars in a log, even where a caller asks for one
     with open(log_path, "w", buffering=1) as fh:
         handler = logging.StreamHandler(fh)
         handler.setFormatter(logging.Formatter(_FORMAT))
@@ -150,6 +172,7 @@ def log_to_file(path: str | PathLike[str]) -> Iterator[logging.Logger]:
             prog.removeHandler(console)
             root.setLevel(old_level)
             prog.setLevel(old_prog_level)
+            restore_tqdm()
             if old_tqdm is None:
                 os.environ.pop("TQDM_DISABLE", None)
             else:
