@@ -4,7 +4,10 @@ _CONVERT_CODE = pkg_src("data/convert.py", "data/checks.py", "data/normalize.py"
 
 
 def _check_params(wildcards):
-    return {"dataset": conversion_params(wildcards), "cases": SOURCES[wildcards.dataset]}
+    """What the checks read: the source, its cases, spacing and label kind (not normalization)."""
+    ds = DATASETS[wildcards.dataset]
+    keys = ("name", "source", "spacing", "spacing_unit", "instance_labels")
+    return {"dataset": {k: ds[k] for k in keys}, "cases": SOURCES[wildcards.dataset]}
 
 
 rule check_dataset:

@@ -366,11 +366,12 @@ def check_patch_size(
         )
     small = [ax for ax, (s, p) in enumerate(zip(spatial, patch)) if s < p]
     if small and not pad:
-        fit = [max(div, s // div * div) for s in spatial]
+        fit = [min(p, s // div * div) for s, p in zip(spatial, patch)]
+        fits = min(fit) >= div and math.prod(f // div for f in fit) >= 2
+        choose = f"choose a patch that fits every case (e.g. {fit}) or " if fits else ""
         raise DataIntegrityError(
             f"{who} has shape {spatial}, smaller than {key} {patch} along axis {', '.join(map(str, small))}; "
-            f"choose a patch that fits every case (e.g. {fit}) or set training.pad_to_patch: true to zero-pad "
-            "such cases (with a warning)"
+            f"{choose}set training.pad_to_patch: true to zero-pad such cases (with a warning)"
         )
     if small:
         warnings.warn(
