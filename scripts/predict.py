@@ -13,5 +13,5 @@ with log_to_file(snakemake.log[0]) as log, gpu_slot() as device:
         snakemake.params.preds,
         snakemake.params.inference,
         threads=snakemake.threads,
-        name=snakemake.params.name,
+        run=snakemake.params.name,
     )

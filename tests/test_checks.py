@@ -63,8 +63,37 @@ def test_4d_image_shape_mismatch_reports_spatial_shapes(tmp_path):
     save_nifti(tmp_path / "images" / "c1.nii.gz", np.zeros((5, 4, 2, 3), np.float32))
     save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
     with pytest.raises(DataIntegrityError) as exc:
-        convert(cfg(tmp_path), "c1", tmp_path / "out")
+        convert(cfg(tmp_path, channels_last=True), "c1", tmp_path / "out")
     assert_names(str(exc.value), "case 'c1'", "labels/c1.nii.gz", "(5, 4, 3) but image", "has (5, 4, 2)")
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "label_shape", "expect"),
+    [
+        # a 4D image beside a 3D label: channels only where declared, never silently
+        ((5, 4, 3, 3), (5, 4, 3), ["images/c1.nii.gz", "(5, 4, 3, 3)", "one axis more", "source.channels_last: true",
+                                   "source.channel_suffixes", "time series"]),
+        # a 4D image beside a 4D label: the label is not 2D/3D
+        ((5, 4, 3, 2), (5, 4, 3, 2), ["labels/c1.nii.gz", "4 axes", "2D or 3D", "argmax", "time point"]),
+        # a 5D image beside a 3D label
+        ((5, 4, 3, 2, 2), (5, 4, 3), ["images/c1.nii.gz", "5 axes", "2D or 3D"]),
+    ],
+)
+def test_4d_files_get_a_clear_error_naming_the_file_and_the_channel_options(tmp_path, image_shape, label_shape, expect):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", np.zeros(image_shape, np.float32))
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", np.zeros(label_shape, np.uint8))
+    with pytest.raises(DataIntegrityError) as exc:
+        convert(cfg(tmp_path), "c1", tmp_path / "out")
+    assert_names(str(exc.value), "case 'c1'", *expect)
+    assert len(str(exc.value).replace(str(tmp_path), "")) < 330  # one short message
+    assert not (tmp_path / "out").exists()
+
+
+def test_4d_image_with_declared_channels_last_is_read_as_channels(tmp_path):
+    save_nifti(tmp_path / "images" / "c1.nii.gz", np.random.default_rng(0).random((5, 4, 3, 2)).astype(np.float32))
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", good_label())
+    meta = convert(cfg(tmp_path, channels_last=True), "c1", tmp_path / "out")
+    assert meta["channels"] == 2 and meta["shape"] == [5, 4, 3]
 
 
 def test_spacing_mismatch(tmp_path):
@@ -249,3 +278,117 @@ def test_check_table(call, ok):
 
 def test_error_is_a_value_error():
     assert issubclass(DataIntegrityError, ValueError)
+
+
+# ---------------------------------------------------------------- the patch-size rule, in one place
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"patch_size": [40, 32, 16]}, "ConfigError", "multiples of 16"),
+        ({"patch_size": [16, 16, 16]}, "ConfigError", "too small"),
+        ({"patch_size": [32]}, "ConfigError", "2 or 3 entries"),
+        ({"patch_size": [32, 32], "shape": (40, 30), "case": "c1"}, "DataIntegrityError",
+         r"case 'c1' has shape \(40, 30\), smaller than training.patch_size \[32, 32\] along axis 1; .*pad_to_patch: true"),
+        ({"patch_size": [32, 32], "shape": (40, 30, 2)}, "DataIntegrityError", "3 spatial axes"),
+    ],
+)
+def test_patch_size_rule_errors(kwargs, error, match):
+    from blobloss import errors
+
+    with pytest.raises(getattr(errors, error), match=match):
+        checks.check_patch_size(**kwargs)
+
+
+def test_patch_size_fits_or_pads_with_a_warning():
+    from blobloss.errors import PatchPaddingWarning
+
+    assert checks.check_patch_size([32, 32], (32, 40)) == []
+    with pytest.warns(PatchPaddingWarning, match="zero-padded"):
+        assert checks.check_patch_size([32, 32, 16], (20, 40, 8), pad=True) == [0, 2]
+
+
+# ---------------------------------------------------------------- every case of a dataset at once
+
+
+def _dataset_of(tmp_path, n=4, shape=SHAPE):
+    for i in range(n):
+        save_nifti(tmp_path / "images" / f"c{i}.nii.gz", np.arange(np.prod(shape), dtype=np.float32).reshape(shape))
+        lab = np.zeros(shape, np.uint8)
+        lab[1, 1, 1] = 1
+        save_nifti(tmp_path / "labels" / f"c{i}.nii.gz", lab)
+    return cfg(tmp_path)
+
+
+def test_check_dataset_reports_every_bad_case_at_once(tmp_path):
+    ds = _dataset_of(tmp_path, n=5)
+    save_nifti(tmp_path / "labels" / "c0.nii.gz", np.zeros((5, 4, 2), np.uint8))
+    img = good_image()
+    img[0, 0, 0] = np.inf
+    save_nifti(tmp_path / "images" / "c2.nii.gz", img)
+    save_nifti(tmp_path / "labels" / "c3.nii.gz", np.full(SHAPE, -1, np.int16))
+    with pytest.raises(DataIntegrityError) as exc:
+        checks.check_dataset(ds, discover_cases(ds), threads=2)
+    msg = str(exc.value)
+    assert msg.startswith("dataset 't': 3 problem(s) in 3 of 5 case(s); nothing was converted")
+    lines = msg.splitlines()
+    assert [ln.split(":")[0].strip() for ln in lines[1:]] == ["case 'c0'", "case 'c2'", "case 'c3'"]
+    assert_names(msg, "(5, 4, 2)", "1 Inf", "negative")
+
+
+def test_check_dataset_checks_channels_across_cases_patch_and_empty_labels(tmp_path):
+    ds = _dataset_of(tmp_path, n=3)
+    cases = discover_cases(ds)
+    report = checks.check_dataset(ds, cases)
+    assert report["n_cases"] == 3 and report["cases"]["c1"]["shape"] == list(SHAPE)
+    assert report["cases"]["c1"]["label_voxels"] == 1 and report["empty"] == []
+    with pytest.raises(DataIntegrityError, match=r"(?s)3 problem\(s\) in 3 of 3.*smaller than training.patch_size"):
+        checks.check_dataset(ds, cases, patch_size=[32, 32, 16])
+    assert checks.check_dataset(ds, cases, patch_size=[32, 32, 16], pad_to_patch=True)["padded"]["c0"] == [0, 1, 2]
+    for i in range(3):
+        save_nifti(tmp_path / "labels" / f"c{i}.nii.gz", np.zeros(SHAPE, np.uint8))
+    with pytest.raises(DataIntegrityError, match="every label of the dataset is empty"):
+        checks.check_dataset(ds, cases)
+
+
+def test_check_dataset_reports_cases_with_other_channels(tmp_path):
+    ds = _dataset_of(tmp_path, n=3)
+    ds["source"]["channels_last"] = True
+    save_nifti(tmp_path / "images" / "c2.nii.gz", np.zeros(SHAPE + (2,), np.float32))
+    with pytest.raises(DataIntegrityError, match=r"case\(s\) \['c2'\] have 2 channel\(s\) but 2 other case\(s\) have 1"):
+        checks.check_dataset(ds, discover_cases(ds))
+
+
+def test_check_dataset_notes_binarized_labels_once(tmp_path):
+    ds = _dataset_of(tmp_path, n=2)
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[1, 1, 1] = 255
+    save_nifti(tmp_path / "labels" / "c1.nii.gz", lab)
+    report = checks.check_dataset(ds, discover_cases(ds))
+    assert report["binarized"] == ["c1"]
+    assert [n for n in report["notes"] if "binarized" in n] == [
+        "1 case(s) have labels with values other than 0/1 (e.g. c1: [0, 255]); they are binarized (foreground = "
+        "every value > 0)"]
+
+
+# ---------------------------------------------------------------- the manifest's last checks before training
+
+
+@pytest.mark.parametrize(
+    ("split", "empty", "match"),
+    [
+        (["train", "test"], [True, True], "every label is empty"),
+        (["train", "train", "test"], [True, True, False], "every training case has an empty label"),
+        (["train", "val"], [False, False], "no test case"),
+    ],
+)
+def test_manifest_rejects_a_dataset_that_cannot_train_or_evaluate(split, empty, match):
+    import pandas as pd
+
+    from blobloss.data.manifest import check_manifest
+
+    m = pd.DataFrame({"case": [f"c{i}" for i in range(len(split))], "split": split, "empty": empty,
+                      "binarized": False})
+    with pytest.raises(DataIntegrityError, match=match):
+        check_manifest(m, "d")

@@ -426,3 +426,43 @@ def test_spacing_override_wrong_length(tmp_path):
     with pytest.raises(ValueError, match=r"spacing \[1.0, 1.0\] has 2 entries.*3 spatial axes"):
         run_case(dataset("synthetic", spacing=[1.0, 1.0]), "case_000", tmp_path)
     assert not tmp_path.joinpath("image.nii.gz").exists()
+
+
+# ---------------------------------------------------------------- one module per source format
+
+
+def test_each_source_format_has_its_own_module_and_the_public_functions_stay_importable():
+    from blobloss.data import convert
+    from blobloss.data.sources import SourceFormat, source_module
+
+    for fmt in SourceFormat:
+        module = source_module(fmt)
+        assert module.__name__ == f"blobloss.data.sources.{fmt.value}"
+        assert callable(module.discover) and callable(module.read)
+    assert hasattr(source_module("lits"), "process") and not hasattr(source_module("generic"), "process")
+    for name in ("discover_cases", "convert_case", "convert_dataset", "read_case", "prepare_case", "check_case",
+                 "RawCase", "SourceFormat"):
+        assert hasattr(convert, name), name
+
+
+@pytest.mark.parametrize(("values", "binarized"), [((0, 255), [0, 255]), ((0, 1), None), ((0, 3, 7), [0, 3, 7])])
+def test_labels_other_than_0_1_are_binarized_with_one_warning_and_flagged(tmp_path, values, binarized):
+    lab = np.zeros((6, 5, 4), np.uint8)
+    for i, v in enumerate(values):
+        lab[i, 0, 0] = v
+    save_nifti(tmp_path / "images" / "a.nii.gz", ramp((6, 5, 4)))
+    save_nifti(tmp_path / "labels" / "a.nii.gz", lab)
+    import warnings
+
+    from blobloss.errors import LabelBinarizedWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meta = run_case(dataset("generic", tmp_path), "a", tmp_path / "out")
+    hits = [w for w in caught if issubclass(w.category, LabelBinarizedWarning)]
+    assert meta["binarized"] is (binarized is not None)
+    assert meta.get("label_values") == binarized
+    assert len(hits) == (0 if binarized is None else 1)
+    if hits:
+        assert "labels/a.nii.gz" in str(hits[0].message) and str(binarized) in str(hits[0].message)
+    assert meta["label_voxels"] == len(values) - 1

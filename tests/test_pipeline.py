@@ -99,14 +99,15 @@ def test_dry_run_lists_the_per_case_dag_of_several_datasets(tmp_path: Path) -> N
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["convert_case"] == 5 + 2 + 4
     assert counts["convert_case_with_ids"] == 3
-    assert "results/nuclei/data/c2/given_instances.nii.gz" in proc.stdout
+    assert "convert nuclei/c2 (instance ids kept)" in proc.stdout  # one line per job (the rules' message)
     assert counts["components"] == 14
     assert counts["manifest"] == 4
     assert counts["blob_features"] == 4
     assert counts["train"] == 2 * 4
     assert counts["blob_statistics"] == 1
     # each case appears as its own job
-    assert "results/mine/data/c3/image.nii.gz" in proc.stdout
+    assert "convert mine/c3" in proc.stdout
+    assert counts["check_dataset"] == 4  # every dataset checked once, before its conversion
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ CFG = {
     "epochs": EPOCHS,
     "seed": 3,
     "deterministic": True,
+    "pad_to_patch": True,  # the 24-voxel cases are smaller than the 32-voxel patch axis
     "progress": False,
 }
 

@@ -218,7 +218,10 @@ def test_foreground_probability_controls_centring() -> None:
 
 def test_small_volumes_are_padded_and_empty_cases_sampled_uniformly() -> None:
     small = {"image": np.ones((2, 10, 12), np.float32), "instances": np.zeros((10, 12), np.uint32)}
-    ds = CropDataset([small], (32, 16), crops_per_case=2, seed=0)
+    with pytest.raises(ValueError, match=r"smaller than .*pad_to_patch: true"):
+        CropDataset([small], (32, 16), crops_per_case=2, seed=0)  # an error by default
+    with pytest.warns(UserWarning, match="zero-padded"):
+        ds = CropDataset([small], (32, 16), crops_per_case=2, seed=0, pad_to_patch=True)
     item = ds[(0, 0)]
     assert item["image"].shape == (2, 2, 32, 16)
     assert float(item["image"].sum()) == pytest.approx(2 * 2 * 10 * 12)  # all of the case, zeros around

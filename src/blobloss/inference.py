@@ -113,6 +113,7 @@ def predict_case(
     progress: bool = True,
     mode: str = "gaussian",
     amp: str | None = None,
+    on_variant: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Predict the foreground probability of one volume with sliding windows and TTA.
 
@@ -130,6 +131,8 @@ def predict_case(
         progress: Show a progress bar over the TTA variants.
         mode: Window blending, ``"gaussian"`` (default) or ``"constant"`` (MONAI's options).
         amp: ``"bf16"`` for bfloat16 autocast on CUDA, else ``None`` (float32).
+        on_variant: Called as ``on_variant(done, total)`` after each TTA variant (plain progress lines
+            for pipeline jobs, instead of the bar).
 
     Returns:
         ``(*spatial)`` float32 probabilities in [0, 1], the mean of the sigmoid over the variants.
@@ -169,7 +172,8 @@ def predict_case(
     variants = tta_variants(spatial_dims, tta)
     total = torch.zeros(img.shape[1:], dtype=torch.float32, device=dev)
     with torch.inference_mode():
-        for axes, noise_index in tqdm(variants, desc="TTA", unit="variant", disable=not progress, leave=False):
+        bar = tqdm(variants, desc="TTA", unit="variant", disable=not progress, leave=False)
+        for done, (axes, noise_index) in enumerate(bar, start=1):
             inp = x
             if noise_index is not None:
                 inp = x + float(cfg["noise_std"]) * torch.randn(x.shape, generator=noise_gen)
@@ -193,6 +197,8 @@ def predict_case(
             if dims:
                 prob = torch.flip(prob, dims)
             total += prob[0, 0]
+            if on_variant is not None:
+                on_variant(done, len(variants))
     return (total / len(variants)).cpu().numpy().astype(np.float32, copy=False)
 
 
@@ -239,6 +245,7 @@ def predict_file(
     progress: bool = True,
     mode: str = "gaussian",
     amp: str | None = None,
+    on_variant: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Predict one case image file with a trained checkpoint and write probability and prediction NIfTIs.
 
@@ -248,17 +255,17 @@ def predict_file(
         out_prob: Output probability map, ``(*spatial)`` float32 NIfTI.
         out_pred: Output binary prediction ``probability > 0.5``, ``(*spatial)`` uint8 NIfTI.
         roi_size: Window size; default: the checkpoint's training ``patch_size``.
-        sw_batch_size, overlap, tta, device, progress, mode, amp: See :func:`predict_case`.
+        sw_batch_size, overlap, tta, device, progress, mode, amp, on_variant: See :func:`predict_case`.
 
     Returns:
-        ``{"shape", "spacing", "foreground_voxels", "epoch", "prob", "pred"}``.
+        ``{"variants", "shape", "spacing", "foreground_voxels", "epoch", "prob", "pred"}``.
 
     Raises:
         ValueError: If the image's channel count or dimensionality differs from the network's.
     """
     return predict_files(
         checkpoint_path, [image_path], [out_prob], [out_pred], roi_size=roi_size, sw_batch_size=sw_batch_size,
-        overlap=overlap, tta=tta, device=device, progress=progress, mode=mode, amp=amp,
+        overlap=overlap, tta=tta, device=device, progress=progress, mode=mode, amp=amp, on_variant=on_variant,
     )[0]
 
 
@@ -275,6 +282,7 @@ def predict_files(
     progress: bool = True,
     mode: str = "gaussian",
     amp: str | None = None,
+    on_variant: Callable[[int, int], None] | None = None,
     on_case: Callable[[int, int, str, float], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Predict several case image files with one checkpoint (loaded once), as :func:`predict_file` does.
@@ -285,6 +293,7 @@ def predict_files(
         out_probs: One probability-map output per image.
         out_preds: One binary-prediction output per image.
         roi_size, sw_batch_size, overlap, tta, device, progress, mode, amp: See :func:`predict_file`.
+        on_variant: Called after each TTA variant of a case as ``on_variant(done, total)``.
         on_case: Called after each case as ``on_case(i, n, image_path, seconds)`` (``i`` counts from 1),
             e.g. to report progress.
 
@@ -312,11 +321,13 @@ def predict_files(
                 f"image {image_path} has shape {image.shape} (C, *spatial) but the network of {checkpoint_path} "
                 f"expects {ckpt['in_channels']} channel(s) and {ckpt['spatial_dims']} spatial axes."
             )
-        prob = predict_case(model, image, roi, sw_batch_size, overlap, tta, device, progress, mode, amp)
+        prob = predict_case(model, image, roi, sw_batch_size, overlap, tta, device, progress, mode, amp,
+                            on_variant)
         pred = (prob > THRESHOLD).astype(np.uint8)
         save_nifti(out_prob, prob, spacing=spacing, affine=affine, dtype=np.float32)
         save_nifti(out_pred, pred, spacing=spacing, affine=affine, dtype=np.uint8)
         summaries.append({
+            "variants": len(tta_variants(image.ndim - 1, tta)),
             "shape": tuple(prob.shape),
             "spacing": tuple(spacing),
             "foreground_voxels": int(pred.sum()),

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from blobloss.data.checks import DataIntegrityError
+from blobloss.errors import DataIntegrityError
 
 __all__ = [
     "NIFTI_SUFFIXES",

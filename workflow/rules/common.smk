@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from blobloss.data.checks import check_patch_size
 from blobloss.data.convert import discover_cases
 from blobloss.data.split import make_split
+from blobloss.errors import BlobLossError
 
 # Jobs run the thin scripts in scripts/; they import the package from src/ even in a conda env that
 # does not install it.
@@ -20,8 +22,15 @@ RESULTS = config["results_dir"]
 DATASETS = {name: dict(ds, name=name) for name, ds in config["datasets"].items()}
 
 # Case discovery only globs file names (and reads dataset.json), so dry runs stay fast.
-CASES = {name: sorted(discover_cases(ds)) for name, ds in DATASETS.items()}
-SOURCES = {name: discover_cases(ds) for name, ds in DATASETS.items()}
+def _discover(ds):
+    try:
+        return discover_cases(ds)
+    except BlobLossError as exc:  # one short message, no traceback
+        raise WorkflowError(str(exc)) from None
+
+
+SOURCES = {name: _discover(ds) for name, ds in DATASETS.items()}
+CASES = {name: sorted(cases) for name, cases in SOURCES.items()}
 
 
 wildcard_constraints:
@@ -40,6 +49,8 @@ PATHS = {
     "image": CASE_DIR + "/image.nii.gz",
     "label": CASE_DIR + "/label.nii.gz",
     "meta": CASE_DIR + "/meta.json",
+    # every case of a dataset read and checked at once, before any conversion
+    "checks": RESULTS + "/{dataset}/checks.json",
     "given_instances": CASE_DIR + "/given_instances.nii.gz",
     "instances": CASE_DIR + "/instances.nii.gz",
     "instances_json": CASE_DIR + "/instances.json",
@@ -173,13 +184,16 @@ def split_params(wildcards):
 def dataset_split(dataset):
     """The split (train/val/test case lists) of a dataset, as the manifest rule writes it."""
     s = DATASETS[dataset]["split"]
-    return make_split(
-        CASES[dataset],
-        seed=s["seed"],
-        test_fraction=s["test_fraction"],
-        val_fraction=s["val_fraction"],
-        split_file=s["file"],
-    )
+    try:
+        return make_split(
+            CASES[dataset],
+            seed=s["seed"],
+            test_fraction=s["test_fraction"],
+            val_fraction=s["val_fraction"],
+            split_file=s["file"],
+        )
+    except (BlobLossError, ValueError) as exc:
+        raise WorkflowError(f"dataset {dataset!r}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -198,11 +212,17 @@ def _check_settings():
                 f"dataset {name!r}: loss setting names {dupes} appear more than once in training.losses; "
                 "give every setting its own name"
             )
-        patch = ds["training"]["patch_size"]
-        if max(patch) < 32:
+        tr = ds["training"]
+        try:
+            check_patch_size(tr["patch_size"], key=f"datasets.{name}.training.patch_size")
+        except BlobLossError as exc:
+            raise WorkflowError(f"config error: {exc}") from None
+        _check_patch_against_cases(name, tr["patch_size"], tr["pad_to_patch"])
+        if not SPLITS[name]["test"]:
             raise WorkflowError(
-                f"dataset {name!r}: training.patch_size {patch} is too small: the network's bottleneck "
-                "(1/16 of the patch) needs more than one voxel; make at least one entry 32 or larger"
+                f"config error: datasets.{name}.split leaves no test case, so the settings {names} would not "
+                "be evaluated; set split.test_fraction > 0 (with at least 2 cases) or list test cases in "
+                "split.file"
             )
         if "best" in ds["evaluation"]["checkpoints"] and not SPLITS[name]["val"]:
             raise WorkflowError(
@@ -220,6 +240,37 @@ def _check_settings():
                 )
 
 
+def _check_patch_against_cases(name, patch, pad):
+    """The patch against every case's shape, from the dataset check's report when it exists (no image read)."""
+    report_file = Path(PATHS["checks"].format(dataset=name))
+    if not report_file.is_file():
+        return  # the first run: the training job's own check is the last line of defence
+    import json
+    import warnings
+
+    try:
+        cases = json.loads(report_file.read_text())["cases"]
+    except (OSError, ValueError, KeyError):
+        return
+    problems = []
+    for case, facts in sorted(cases.items()):
+        if case not in CASES[name]:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                check_patch_size(patch, facts["shape"], pad=pad, case=case,
+                                 key=f"datasets.{name}.training.patch_size")
+        except BlobLossError as exc:
+            problems.append(str(exc))
+    if problems:
+        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise WorkflowError(
+            f"config error: dataset {name!r}: {len(problems)} case(s) are smaller than the training patch:\n  "
+            + "\n  ".join(problems[:5]) + more
+        )
+
+
 _check_settings()
 
 
@@ -234,7 +285,7 @@ def train_config(wildcards):
     if st.get("lr") is not None:
         optimizer["lr"] = st["lr"]
     keys = ("batch_size", "crops_per_case", "patch_size", "epochs", "num_workers", "amp", "channels_last",
-            "foreground_prob", "val_every", "deterministic", "tensorboard")
+            "foreground_prob", "val_every", "deterministic", "tensorboard", "pad_to_patch")
     return dict(
         {k: tr[k] for k in keys},
         model=model,

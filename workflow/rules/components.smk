@@ -18,6 +18,8 @@ rule components:
         summary=PATHS["instances_json"],
     params:
         connectivity=lambda wc: DATASETS[wc.dataset]["connectivity"],
+    message:
+        "instance map of {wildcards.dataset}/{wildcards.case}"
     log:
         LOGS + "/components/{dataset}/{case}.log",
     conda:

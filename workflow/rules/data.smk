@@ -1,9 +1,36 @@
-# Dataset conversion into the standard layout (NIfTI image + label + meta per case) and the manifest.
+# Dataset check and conversion into the standard layout (NIfTI image + label + meta per case), manifest.
+
+def _check_params(wildcards):
+    """What the checks read: the source, its cases, spacing and label kind (not normalization)."""
+    ds = DATASETS[wildcards.dataset]
+    keys = ("name", "source", "spacing", "spacing_unit", "instance_labels")
+    return {"dataset": {k: ds[k] for k in keys}, "cases": SOURCES[wildcards.dataset]}
+
+
+rule check_dataset:
+    """Every case of a dataset read and checked at once, before any conversion: all problems in one message."""
+    input:
+        code=job_code("check_dataset.py"),
+    output:
+        report=PATHS["checks"],
+    params:
+        check=_check_params,
+    message:
+        "check every case of {wildcards.dataset}"
+    threads: max(1, min(workflow.cores, 4))
+    log:
+        LOGS + "/check/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/check_dataset.py"
+
 
 rule convert_case:
     """Convert one case: integrity checks, normalization, NIfTI image and binary label, meta.json."""
     input:
         raw=raw_files,
+        checks=PATHS["checks"],
         code=job_code("convert_case.py"),
     output:
         image=PATHS["image"],
@@ -12,6 +39,8 @@ rule convert_case:
     params:
         dataset=conversion_params,
         sources=lambda wc: SOURCES[wc.dataset][wc.case],
+    message:
+        "convert {wildcards.dataset}/{wildcards.case}"
     wildcard_constraints:
         dataset=_regex_of([d for d in DATASETS if d not in instance_label_datasets()]),
     log:
@@ -26,6 +55,7 @@ rule convert_case_with_ids:
     """As convert_case, for label files that hold instance ids: the ids are kept for the components stage."""
     input:
         raw=raw_files,
+        checks=PATHS["checks"],
         code=job_code("convert_case.py"),
     output:
         image=PATHS["image"],
@@ -35,6 +65,8 @@ rule convert_case_with_ids:
     params:
         dataset=conversion_params,
         sources=lambda wc: SOURCES[wc.dataset][wc.case],
+    message:
+        "convert {wildcards.dataset}/{wildcards.case} (instance ids kept)"
     wildcard_constraints:
         dataset=_regex_of(instance_label_datasets()),
     log:
@@ -46,7 +78,7 @@ rule convert_case_with_ids:
 
 
 rule manifest:
-    """One row per case: split, shape, spacing, channels, label voxels, empty flag, instance count."""
+    """One row per case: split, shape, spacing, channels, label voxels, empty and binarized flags, instance count."""
     input:
         metas=lambda wc: per_case("meta", wc.dataset),
         instances=lambda wc: per_case("instances_json", wc.dataset),
@@ -56,6 +88,8 @@ rule manifest:
         split=PATHS["split"],
     params:
         split=split_params,
+    message:
+        "manifest and split of {wildcards.dataset}"
     log:
         LOGS + "/manifest/{dataset}.log",
     conda:

@@ -51,6 +51,8 @@ rule metrics:
         gt_instances=lambda wc: DATASETS[wc.dataset]["evaluation"]["gt_instances"],
         matching=lambda wc: DATASETS[wc.dataset]["evaluation"]["matching"],
         run=run_columns,
+    message:
+        "metrics of {wildcards.dataset}/{wildcards.setting}/seed{wildcards.seed}/{wildcards.checkpoint}"
     log:
         LOGS + "/metrics/{dataset}/{setting}/seed{seed}/{checkpoint}.log",
     conda:

@@ -37,6 +37,8 @@ rule predict:
     threads: max(1, min(workflow.cores, 8))
     resources:
         gpu=1,
+    message:
+        "predict the test cases of {wildcards.dataset}/{wildcards.setting}/seed{wildcards.seed}/{wildcards.checkpoint}"
     log:
         LOGS + "/predict/{dataset}/{setting}/seed{seed}/{checkpoint}.log",
     conda:

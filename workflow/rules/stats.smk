@@ -12,6 +12,8 @@ rule blob_features:
     params:
         method=config["stats"]["method"],
         cases=lambda wc: CASES[wc.dataset],
+    message:
+        "blob features of {wildcards.dataset}"
     log:
         LOGS + "/stats/{dataset}.log",
     conda:

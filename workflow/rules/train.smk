@@ -42,6 +42,8 @@ rule train:
     threads: max(1, min(workflow.cores, 8))
     resources:
         gpu=1,
+    message:
+        "train {wildcards.dataset}/{wildcards.setting}/seed{wildcards.seed}"
     log:
         LOGS + "/train/{dataset}/{setting}/seed{seed}.log",
     conda:

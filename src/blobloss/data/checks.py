@@ -12,20 +12,28 @@ Example:
     >>> check_shapes("c1", (4, 4, 2), (4, 4, 3), "img.nii.gz", "lab.nii.gz")
     Traceback (most recent call last):
     ...
-    blobloss.data.checks.DataIntegrityError: case 'c1': label lab.nii.gz has shape (4, 4, 3) but image img.nii.gz has (4, 4, 2); resample the label onto the image grid or fix the pairing
+    blobloss.errors.DataIntegrityError: case 'c1': label lab.nii.gz has shape (4, 4, 3) but image img.nii.gz has (4, 4, 2); resample the label onto the image grid or fix the pairing
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
+from typing import Any
 
 import numpy as np
+
+from blobloss.errors import ConfigError, DataIntegrityError, EmptyLabelWarning, PatchPaddingWarning
 
 __all__ = [
     "DataIntegrityError",
     "EmptyLabelWarning",
     "check_channel_shapes",
+    "check_dataset",
+    "check_dataset_job",
+    "check_patch_size",
     "check_finite",
     "check_label_values",
     "check_pairs",
@@ -35,17 +43,6 @@ __all__ = [
 ]
 
 PathStr = str | PathLike[str]
-
-
-class DataIntegrityError(ValueError):
-    """Raised when user data is inconsistent, corrupt or incomplete.
-
-    The message names the case, the file(s) involved and how to fix the problem.
-    """
-
-
-class EmptyLabelWarning(UserWarning):
-    """Warned when a case's label has no foreground voxel (allowed, but worth knowing)."""
 
 
 def _shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -166,7 +163,7 @@ def check_label_values(case: str, label: np.ndarray, label_file: PathStr) -> Non
         >>> check_label_values("c1", np.array([0.0, 0.5]), "lab.nii.gz")
         Traceback (most recent call last):
         ...
-        blobloss.data.checks.DataIntegrityError: case 'c1': label lab.nii.gz holds non-integer values (e.g. 0.5); labels must be integer class or instance ids: export the label with nearest-neighbour interpolation, or round it
+        blobloss.errors.DataIntegrityError: case 'c1': label lab.nii.gz holds non-integer values (e.g. 0.5); labels must be integer class or instance ids: export the label with nearest-neighbour interpolation, or round it
     """
     arr = np.asarray(label)
     if arr.dtype == bool:
@@ -297,3 +294,270 @@ def _files(obj: object) -> str:
     if isinstance(obj, (list, tuple)):
         return ", ".join(str(o) for o in obj)
     return str(obj)
+
+
+# --------------------------------------------------------------------------------------------------
+# the patch-size rule (the one place it is checked)
+# --------------------------------------------------------------------------------------------------
+
+
+def check_patch_size(
+    patch_size: Sequence[int],
+    shape: Sequence[int] | None = None,
+    *,
+    divisor: int = 16,
+    pad: bool = False,
+    case: str | None = None,
+    key: str = "training.patch_size",
+) -> list[int]:
+    """The patch-size rule: multiples of ``divisor``, a bottleneck of more than one voxel, no larger than a case.
+
+    The networks downsample by ``divisor`` (16), so every entry must be a multiple of it and the
+    bottleneck (``patch / 16``) needs more than one voxel, i.e. at least one entry >= 32. With ``shape``
+    (a case's spatial shape) the patch must also fit inside the case: a larger patch would be zero-padded
+    and train on an image that is mostly padding, so that is an error unless ``pad`` (the config's
+    ``training.pad_to_patch: true``), which warns instead.
+
+    Args:
+        patch_size: One entry per spatial axis (2 or 3).
+        shape: A case's spatial shape, or None to check the patch alone.
+        divisor: What every entry must be a multiple of.
+        pad: Allow a patch larger than the case (warn with :class:`~blobloss.errors.PatchPaddingWarning`).
+        case: Case id for the messages.
+        key: Config key for the messages.
+
+    Returns:
+        The axes along which the case is smaller than the patch (empty when it fits).
+
+    Raises:
+        ConfigError: When the patch breaks the rule.
+        DataIntegrityError: When the case is smaller than the patch and ``pad`` is False.
+
+    Example:
+        >>> check_patch_size([64, 64, 32]), check_patch_size([32, 32], shape=(40, 30), pad=True)
+        ([], [1])
+        >>> check_patch_size([40, 32, 16])
+        Traceback (most recent call last):
+        ...
+        blobloss.errors.ConfigError: training.patch_size [40, 32, 16] must have entries that are multiples of 16 (the network downsamples by 16); e.g. [32, 32, 16]
+    """
+    patch = [int(p) for p in patch_size]
+    div = int(divisor)
+    if len(patch) not in (2, 3):
+        raise ConfigError(f"{key} {patch} needs 2 or 3 entries (one per spatial axis)")
+    if any(p < div or p % div for p in patch):
+        raise ConfigError(
+            f"{key} {patch} must have entries that are multiples of {div} (the network downsamples by {div}); "
+            f"e.g. {[max(div, round(p / div) * div) for p in patch]}"
+        )
+    if math.prod(p // div for p in patch) < 2:
+        raise ConfigError(
+            f"{key} {patch} is too small: the network's bottleneck (1/{div} of the patch) needs more than one "
+            f"voxel; make at least one entry {2 * div} or larger"
+        )
+    if shape is None:
+        return []
+    spatial = tuple(int(s) for s in shape)
+    who = f"case {case!r}" if case is not None else "a case"
+    if len(spatial) != len(patch):
+        raise DataIntegrityError(
+            f"{who} has {len(spatial)} spatial axes (shape {spatial}) but {key} {patch} has {len(patch)} "
+            "entries; give one entry per spatial axis"
+        )
+    small = [ax for ax, (s, p) in enumerate(zip(spatial, patch)) if s < p]
+    if small and not pad:
+        fit = [min(p, s // div * div) for s, p in zip(spatial, patch)]
+        fits = min(fit) >= div and math.prod(f // div for f in fit) >= 2
+        choose = f"choose a patch that fits every case (e.g. {fit}) or " if fits else ""
+        raise DataIntegrityError(
+            f"{who} has shape {spatial}, smaller than {key} {patch} along axis {', '.join(map(str, small))}; "
+            f"{choose}set training.pad_to_patch: true to zero-pad such cases (with a warning)"
+        )
+    if small:
+        warnings.warn(
+            f"{who} has shape {spatial}, smaller than {key} {patch} along axis {', '.join(map(str, small))}; "
+            "it is zero-padded to the patch (training.pad_to_patch: true)",
+            PatchPaddingWarning,
+            stacklevel=2,
+        )
+    return small
+
+
+# --------------------------------------------------------------------------------------------------
+# every case of a dataset at once
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_one(dataset: Mapping[str, Any], case: str, sources: Mapping[str, Any]) -> dict[str, Any]:
+    """Read and check one case; ``{"case", "error"}`` or its facts (shape, channels, foreground, ...)."""
+    from blobloss.data.convert import check_case, label_values, read_case
+    from blobloss.data.sources import source_config, source_module
+
+    src = source_config(dataset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            raw = read_case(dataset, case, sources)
+            spacing = check_case(dataset, raw)
+            label = raw.label
+            module = source_module(src["format"])
+            values = None
+            if hasattr(module, "process"):
+                _, label, _, fg, _ = module.process(dataset, src, raw, raw.image, raw.label, raw.affine)
+            elif dataset.get("instance_labels", False):
+                fg = np.asarray(label) > 0
+            elif dataset.get("foreground_labels"):
+                fg = np.isin(label, np.asarray(dataset["foreground_labels"]))
+            else:
+                values = label_values(label)
+                fg = np.asarray(label) > 0
+        except (DataIntegrityError, ValueError) as exc:
+            return {"case": case, "error": str(exc)}
+    return {
+        "case": case,
+        "shape": [int(s) for s in np.shape(label)],
+        "spacing": list(spacing),
+        "channels": int(raw.image.shape[0]),
+        "dtype": str(raw.image.dtype),
+        "label_voxels": int(np.count_nonzero(fg)),
+        "label_values": values,
+        "notes": [str(w.message) for w in caught],
+    }
+
+
+def check_dataset(
+    dataset: Mapping[str, Any],
+    cases: Mapping[str, Mapping[str, Any]],
+    patch_size: Sequence[int] | None = None,
+    pad_to_patch: bool = False,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Check every case of a dataset at once and report ALL problems in one error, before any conversion.
+
+    Each case is read and put through the conversion's own checks (:func:`blobloss.data.convert.check_case`:
+    readable files, 2D/3D image and label, channel axis, shapes, spacing, NaN/Inf intensities, label
+    values); then the dataset as a whole: the same channel count and dimensionality in every case, every
+    case at least as large as the training patch (:func:`check_patch_size`), and not every label empty.
+
+    Args:
+        dataset: The dataset config (``name``, ``source``, ...).
+        cases: Case id -> sources (:func:`blobloss.data.convert.discover_cases`).
+        patch_size: The training patch size (None: not checked against the cases).
+        pad_to_patch: Allow cases smaller than the patch (they are zero-padded, with a warning).
+        threads: Cases read in parallel.
+
+    Returns:
+        The report: ``dataset``, ``n_cases``, ``cases`` (per case: shape, spacing, channels, dtype,
+        label_voxels, label_values), ``empty`` and ``binarized`` (case lists), ``padded`` and ``notes``.
+
+    Raises:
+        DataIntegrityError: Listing every problem of every case, one line each, with the fixes.
+
+    Example:
+        >>> ds = {"name": "d", "source": {"format": "synthetic", "n_cases": 2, "shape": [32, 32]}}
+        >>> from blobloss.data.convert import discover_cases
+        >>> check_dataset(ds, discover_cases(ds), patch_size=[32, 32])["n_cases"]
+        2
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = str(dataset.get("name", "?"))
+    items = sorted(cases.items())
+    with ThreadPoolExecutor(max_workers=max(1, int(threads))) as pool:
+        results = list(pool.map(lambda kv: _check_one(dataset, kv[0], kv[1]), items))
+    problems = [r["error"] for r in results if "error" in r]
+    good = [r for r in results if "error" not in r]
+
+    if good:
+        for what, key in (("channel(s)", "channels"), ("spatial axes", None)):
+            value = (lambda r: r[key]) if key else (lambda r: len(r["shape"]))
+            counts: dict[int, list[str]] = {}
+            for r in good:
+                counts.setdefault(value(r), []).append(r["case"])
+            if len(counts) > 1:
+                common = max(counts, key=lambda k: len(counts[k]))
+                for v, names in sorted(counts.items()):
+                    if v != common:
+                        problems.append(
+                            f"case(s) {names[:5]}{' ...' if len(names) > 5 else ''} have {v} {what} but "
+                            f"{len(counts[common])} other case(s) have {common}; every case of a dataset needs "
+                            "the same channels and dimensionality: fix or remove those cases"
+                        )
+    padded: dict[str, list[int]] = {}
+    if patch_size is not None:
+        for r in good:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", PatchPaddingWarning)
+                    small = check_patch_size(patch_size, r["shape"], pad=pad_to_patch, case=r["case"])
+            except DataIntegrityError as exc:
+                problems.append(str(exc))
+            else:
+                if small:
+                    padded[r["case"]] = small
+    empty = [r["case"] for r in good if r["label_voxels"] == 0]
+    if good and len(empty) == len(results):
+        problems.append(
+            f"every label of the dataset is empty (no foreground voxel in {len(empty)} case(s)); check "
+            "source.label_glob, foreground_labels or tumour_label"
+        )
+    if problems:
+        shown = problems[:25]
+        more = f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else ""
+        n_bad = len({p.split("'")[1] for p in problems if p.startswith("case '")}) or len(problems)
+        raise DataIntegrityError(
+            f"dataset {name!r}: {len(problems)} problem(s) in {n_bad} of {len(results)} case(s); nothing was "
+            "converted. Fix them and run again:\n  " + "\n  ".join(shown) + more
+        )
+    binarized = {r["case"]: r["label_values"] for r in good if r["label_values"]}
+    notes = [n for r in good for n in r["notes"] if "binarized" not in n]
+    if binarized:
+        first = next(iter(binarized))
+        notes.append(
+            f"{len(binarized)} case(s) have labels with values other than 0/1 (e.g. {first}: "
+            f"{binarized[first]}); they are binarized (foreground = every value > 0)"
+        )
+    if padded:
+        notes.append(
+            f"{len(padded)} case(s) are smaller than training.patch_size {list(patch_size or [])} and will be "
+            f"zero-padded (training.pad_to_patch: true): {sorted(padded)[:10]}"
+        )
+    if empty:
+        notes.append(f"{len(empty)} case(s) have an empty label (kept, marked empty): {empty[:10]}")
+    return {
+        "dataset": name,
+        "n_cases": len(results),
+        "cases": {r["case"]: {k: v for k, v in r.items() if k not in ("case", "notes")} for r in good},
+        "empty": empty,
+        "binarized": sorted(binarized),
+        "padded": {k: v for k, v in sorted(padded.items())},
+        "notes": notes,
+    }
+
+
+def check_dataset_job(
+    dataset: Mapping[str, Any],
+    cases: Mapping[str, Mapping[str, Any]],
+    out_report: str | PathLike[str],
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Pipeline job: :func:`check_dataset` on every case, notes to the job log, the report as JSON.
+
+    The report (per case: shape after any crop, spacing, channels, dtype, label voxels) lets the
+    workflow check the training patch against every case when it is parsed, without reading an image.
+
+    Raises:
+        DataIntegrityError: Listing every problem of the dataset (nothing is written then).
+    """
+    import logging
+
+    from blobloss.io import write_json_atomic
+    from blobloss.logs import progress
+
+    log = logging.getLogger("blobloss")
+    report = check_dataset(dataset, cases, threads=threads)
+    for note in report["notes"]:
+        log.warning("%s", note)
+    write_json_atomic(out_report, report)
+    progress("[%s] %d case(s) checked: no problem found", report["dataset"], report["n_cases"])
+    return report

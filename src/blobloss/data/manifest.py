@@ -1,4 +1,9 @@
-"""The per-dataset manifest: one row per converted case."""
+"""The per-dataset manifest: one row per converted case, and the last checks before training.
+
+Columns: ``case, split, shape, spacing, spacing_unit, channels, label_voxels, empty, binarized,
+n_instances``; ``binarized`` is True where the raw label held values other than 0 and 1 (e.g. 0/255) and
+was binarized (foreground = every value > 0).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,12 @@ from os import PathLike
 
 import pandas as pd
 
+import logging
+
+from blobloss.errors import DataIntegrityError
 from blobloss.io import atomic_path, read_json
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = [
     "case",
@@ -18,6 +28,7 @@ MANIFEST_COLUMNS = [
     "channels",
     "label_voxels",
     "empty",
+    "binarized",
     "n_instances",
 ]
 
@@ -71,10 +82,49 @@ def build_manifest(
                 "channels": int(meta["channels"]),
                 "label_voxels": int(meta["label_voxels"]),
                 "empty": bool(meta["empty"]),
+                "binarized": bool(meta.get("binarized", False)),
                 "n_instances": int(inst["n_instances"]),
             }
         )
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("case", ignore_index=True)
+
+
+def check_manifest(manifest: pd.DataFrame, dataset: str | None = None) -> None:
+    """The dataset-level checks before training: labels not all empty, training labels not all empty, a test set.
+
+    Also logs once how many labels were binarized.
+
+    Raises:
+        DataIntegrityError: Naming the dataset, the cases and the fix.
+
+    Example:
+        >>> m = pd.DataFrame({"case": ["a", "b"], "split": ["train", "test"], "empty": [False, True],
+        ...                   "binarized": [False, False]})
+        >>> check_manifest(m)
+    """
+    who = f"dataset {dataset!r}: " if dataset else ""
+    if len(manifest) and bool(manifest["empty"].all()):
+        raise DataIntegrityError(
+            f"{who}every label is empty (no foreground voxel in any of the {len(manifest)} cases); check the "
+            "label files and source.label_glob (LiTS: source.tumour_label)"
+        )
+    train = manifest[manifest["split"] == "train"]
+    if len(train) and bool(train["empty"].all()):
+        raise DataIntegrityError(
+            f"{who}every training case has an empty label ({sorted(train['case'])[:10]}); the losses have no "
+            "foreground to learn: change split.seed, or list cases with foreground under train in split.file"
+        )
+    if not (manifest["split"] == "test").any():
+        raise DataIntegrityError(
+            f"{who}the split has no test case, so no setting can be evaluated; set split.test_fraction > 0 "
+            "or list test cases in split.file"
+        )
+    if "binarized" in manifest and manifest["binarized"].any():
+        cases = sorted(manifest.loc[manifest["binarized"], "case"])
+        logger.warning(
+            "%d case(s) had labels with values other than 0/1, binarized (foreground = every value > 0): %s%s",
+            len(cases), cases[:10], " ..." if len(cases) > 10 else "",
+        )
 
 
 def write_manifest(
@@ -83,10 +133,15 @@ def write_manifest(
     split: Mapping[str, Sequence[str]],
     out_csv: str | PathLike[str],
 ) -> pd.DataFrame:
-    """Read the per-case JSON files, build the manifest and write it atomically as CSV."""
-    manifest = build_manifest(
-        [read_json(p) for p in meta_paths], [read_json(p) for p in instance_json_paths], split
-    )
+    """Read the per-case JSON files, build the manifest, check it (:func:`check_manifest`), write it as CSV.
+
+    Raises:
+        DataIntegrityError: if every label is empty, every training label is empty, or the split has no
+            test case (the study would train on nothing or evaluate nothing); nothing is written then.
+    """
+    metas = [read_json(p) for p in meta_paths]
+    manifest = build_manifest(metas, [read_json(p) for p in instance_json_paths], split)
+    check_manifest(manifest, metas[0].get("dataset") if metas else None)
     with atomic_path(out_csv) as tmp:
         manifest.to_csv(tmp, index=False)
     return manifest

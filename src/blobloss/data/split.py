@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from blobloss.data.checks import DataIntegrityError
+from blobloss.errors import DataIntegrityError
 
 __all__ = ["SPLIT_KEYS", "make_split", "read_split_file"]
 

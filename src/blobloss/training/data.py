@@ -10,8 +10,9 @@ volume (the chosen voxel stays inside the crop); otherwise the crop's corner is 
 valid positions. Cases without foreground always get uniform crops. The instance map is cropped with the
 image, so instance ids of the full volume are kept (a blob cut by the border stays one instance).
 
-Padding: volumes smaller than the patch along an axis are zero-padded (image and instance map, evenly on
-both sides) once, when the case is cached.
+Padding: a volume smaller than the patch along an axis is an error (a mostly padded crop trains on
+nothing real) unless ``pad_to_patch=True`` (the config's ``training.pad_to_patch``): it is then zero-padded
+(image and instance map, evenly on both sides) once, when the case is cached, with a warning.
 
 Seeding: every case draw uses its own ``numpy.random.Generator`` seeded from ``(seed, epoch, case index)``
 (the DataLoader passes ``(epoch, index)`` keys produced in the main process by :class:`EpochSampler`), so
@@ -36,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from blobloss.data.checks import check_patch_size
 from blobloss.io import load_case_image, load_image
 
 __all__ = [
@@ -135,10 +137,17 @@ def load_training_case(case: Mapping, index: int = 0) -> tuple[str, np.ndarray, 
     return name, np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(instances, dtype=np.int32)
 
 
-def _pad_to(image: np.ndarray, instances: np.ndarray, patch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _pad_to(
+    image: np.ndarray, instances: np.ndarray, patch: Sequence[int], allow: bool = False, name: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad a case smaller than the patch (evenly on both sides); an error unless ``allow``.
+
+    The rule lives in :func:`blobloss.data.checks.check_patch_size` (which warns when padding is allowed).
+    """
     spatial = image.shape[1:]
     if all(s >= p for s, p in zip(spatial, patch)):
         return image, instances
+    check_patch_size(patch, spatial, divisor=1, pad=allow, case=name)
     pads = []
     for s, p in zip(spatial, patch):
         total = max(p - s, 0)
@@ -156,6 +165,7 @@ class CropDataset(Dataset):
         seed: Base seed.
         foreground_prob: Probability that a crop is centred on a foreground voxel (paper: 0.95).
         progress: Show a progress bar while loading.
+        pad_to_patch: Zero-pad cases smaller than ``patch_size`` (with a warning) instead of raising.
 
     Items:
         ``dataset[(epoch, index)]`` (or ``dataset[index]``, meaning epoch 0) returns a dict with
@@ -164,7 +174,7 @@ class CropDataset(Dataset):
 
     Raises:
         ValueError: On an empty case list, inconsistent channels or dimensionality, a patch size of the
-            wrong length, ``crops_per_case < 1`` or ``foreground_prob`` outside [0, 1].
+            wrong length, a case smaller than the patch (unless ``pad_to_patch``), ``crops_per_case < 1`` or ``foreground_prob`` outside [0, 1].
 
     Example:
         >>> inst = np.zeros((20, 20), np.uint32); inst[5:8, 5:8] = 1
@@ -183,6 +193,7 @@ class CropDataset(Dataset):
         seed: int = 0,
         foreground_prob: float = 0.95,
         progress: bool = False,
+        pad_to_patch: bool = False,
     ) -> None:
         if len(cases) == 0:
             raise ValueError("CropDataset needs at least one case, got an empty list")
@@ -212,7 +223,7 @@ class CropDataset(Dataset):
                     f"case {name} has {image.shape[0]} channels but case {self.cases[0].name} has "
                     f"{self.cases[0].image.shape[0]}; all cases need the same channels"
                 )
-            image, instances = _pad_to(image, instances, self.patch_size)
+            image, instances = _pad_to(image, instances, self.patch_size, pad_to_patch, name)
             fg = np.flatnonzero(instances).astype(np.int64)
             self.cases.append(CaseData(name, image, instances, fg))
 

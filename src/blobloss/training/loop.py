@@ -48,6 +48,7 @@ from blobloss.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from blobloss.data.checks import check_patch_size
 from blobloss.training.data import CropDataset, EpochSampler, batches_per_epoch, make_loader
 from blobloss.training.losses import build_loss_from_config
 from blobloss.training.model import build_model_from_config, required_divisor
@@ -83,6 +84,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "val_every": 1,
     "tensorboard": False,
     "deterministic": False,
+    "pad_to_patch": False,
     "progress": True,
 }
 
@@ -147,17 +149,7 @@ def resolve_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     patch = out["patch_size"]
     if len(patch) not in (2, 3):
         raise ValueError(f"config 'patch_size' needs 2 or 3 entries, got {patch!r}.")
-    div = required_divisor(out["model"]["name"])
-    if any(p < div or p % div for p in patch):
-        raise ValueError(
-            f"config 'patch_size' {patch} must have entries that are multiples of {div} (the network "
-            f"downsamples by {div}); e.g. {[max(div, round(p / div) * div) for p in patch]}."
-        )
-    if math.prod(p // div for p in patch) < 2:
-        raise ValueError(
-            f"config 'patch_size' {patch} is too small: instance normalisation at the bottleneck needs more "
-            f"than one voxel there; make at least one entry {2 * div} or larger."
-        )
+    check_patch_size(patch, divisor=required_divisor(out["model"]["name"]), key="config 'patch_size'")
     return out
 
 
@@ -402,9 +394,11 @@ def _train(
 
     patch = cfg["patch_size"]
     progress = bool(cfg["progress"])
-    train_ds = CropDataset(train_cases, patch, cfg["crops_per_case"], seed, cfg["foreground_prob"], progress)
+    train_ds = CropDataset(train_cases, patch, cfg["crops_per_case"], seed, cfg["foreground_prob"], progress,
+                           pad_to_patch=cfg["pad_to_patch"])
     val_ds = (
-        CropDataset(val_cases, patch, cfg["crops_per_case"], seed, cfg["foreground_prob"], progress)
+        CropDataset(val_cases, patch, cfg["crops_per_case"], seed, cfg["foreground_prob"], progress,
+                    pad_to_patch=cfg["pad_to_patch"])
         if val_cases
         else None
     )

@@ -1,0 +1,11 @@
+"""Snakemake job: check every case of a dataset before any conversion (blobloss.data.checks.check_dataset_job)."""
+from blobloss.data.checks import check_dataset_job
+from blobloss.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    check_dataset_job(
+        snakemake.params.check["dataset"],
+        snakemake.params.check["cases"],
+        snakemake.output.report,
+        threads=snakemake.threads,
+    )
