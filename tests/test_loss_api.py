@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def test_every_loss_offers_components_and_last_components(which: str) -> None:
     parts = loss_fn.components(*args, **kwargs)
     assert isinstance(parts, BlobLossComponents) and parts.total.requires_grad
     total = loss_fn(*args, **kwargs)
-    assert float(total) == pytest.approx(float(parts.total), rel=1e-12)
+    assert float(total.detach()) == pytest.approx(float(parts.total.detach()), rel=1e-12)
     assert isinstance(loss_fn.last_components, BlobLossComponents)
     assert not loss_fn.last_components.total.requires_grad
     total.backward()
@@ -292,3 +293,162 @@ def test_every_option_reaches_the_built_loss(entry, check) -> None:
     assert check(loss)
     logits = torch.randn(SHAPE, generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(loss(logits, _instances()))
+
+
+def test_tables_show_the_loss_options_in_the_setting_labels() -> None:
+    import pandas as pd
+
+    from blobloss import tables
+
+    nan = float("nan")
+    base = dict(dataset="ms", loss="blob_dice", lr=0.01, alpha=2.0, beta=1.0, model="basicunet", checkpoint="last",
+                seed=0, case="c0", dsc=0.5, sensitivity=0.5, precision=0.5, surface_dice=0.5, tp=1, fp=1, fn=0,
+                instance_sensitivity=1.0, instance_precision=0.5, f1=2 / 3, gt_empty=False, pred_empty=False)
+    per_case = pd.DataFrame([
+        dict(base, setting="blob_dice", loss_options=nan),  # empty text reads back from CSV as NaN
+        dict(base, setting="blob_dice_logitmask", loss_options="logit masking"),
+        dict(base, setting="dice", loss="dice", alpha=nan, beta=nan, loss_options=nan),
+    ])
+    summary = tables.summarize_runs(per_case)
+    assert summary["loss_options"].tolist()[1] == "logit masking"
+    assert tables._labels(summary, with_alpha_beta=False) == ["blob dice", "blob dice (logit masking)", "dice"]
+    # without the column (tables written before the option existed) the labels are the plain loss names
+    assert tables._labels(summary.drop(columns="loss_options"), with_alpha_beta=False) == [
+        "blob dice [blob_dice]", "blob dice [blob_dice_logitmask]", "dice"]
+
+
+# ------------------------------------------------------------------------------------ light install
+def test_pipeline_extra_lists_every_pipeline_import() -> None:
+    """The extra the ImportError names holds what _optional checks (import names of its distributions)."""
+    import tomllib
+
+    from blobloss._optional import EXTRAS
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert sorted(re.split(r"[<>=!~\[ ]", d)[0].lower() for d in project["dependencies"]) == [
+        "connected-components-3d", "numpy", "torch"]
+    extras = project["optional-dependencies"]
+    import_name = {"pyyaml": "yaml", "pytorch-optimizer": "pytorch_optimizer"}
+    dists = [re.split(r"[<>=!~\[ ]", d)[0] for d in extras["pipeline"]]
+    expected = {import_name.get(d.lower(), d) for d in dists if d not in ("blobloss", "snakemake", "pygments")}
+    assert set(EXTRAS["pipeline"]) == expected | set(EXTRAS["monai"])
+    assert "blobloss[monai]" in extras["pipeline"] and extras["monai"] == ["monai>=1.3"]
+    for extra in ("test", "report", "slurm"):
+        assert "blobloss[pipeline]" in extras[extra]
+
+
+def test_require_names_the_extra() -> None:
+    from blobloss._optional import missing_modules, require
+
+    with pytest.raises(ImportError, match=r"needed for the loop but is not installed .* the 'monai' extra: "
+                                          r"pip install \"blobloss\[monai\]\""):
+        require("no_such_module_xyz", extra="monai", purpose="the loop")
+    assert missing_modules("pipeline") == []  # the test environment has the pipeline extra
+    with pytest.raises(ValueError, match="unknown extra 'gui'"):
+        missing_modules("gui")
+
+
+_LIGHT_CHECK = r"""
+import sys, torch
+from blobloss.losses import BlobLoss, InverseWeightingLoss, MultiClassBlobLoss
+logits = torch.randn(2, 1, 8, 8, 4, requires_grad=True)
+inst = torch.zeros(2, 1, 8, 8, 4, dtype=torch.long); inst[0, 0, :2, :2, :2] = 1; inst[1, 0, 5:, 5:, 2:] = 2
+loss = BlobLoss("dice")(logits, inst) + BlobLoss("tversky", mask_space="logits")(logits, inst)
+loss = loss + InverseWeightingLoss("dice")(logits, inst)
+two = torch.cat([torch.zeros_like(logits), logits], 1)
+loss = loss + MultiClassBlobLoss("bce")(two, inst, class_map=(inst > 0).long())
+loss.backward()
+assert torch.isfinite(logits.grad).all()
+for name in ("pandas", "monai", "pymia", "SimpleITK", "seaborn", "snakemake"):
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+    else:
+        raise SystemExit(f"{name} is importable in the light environment")
+for module in ("blobloss.metrics", "blobloss.training", "blobloss.plots"):
+    try:
+        __import__(module)
+    except ImportError as err:
+        assert "'pipeline' extra" in str(err) and 'pip install "blobloss[pipeline]"' in str(err), err
+    else:
+        raise SystemExit(f"{module} imported without the pipeline extra")
+try:
+    BlobLoss("dice", implementation="loop")
+except ImportError as err:
+    assert "'monai' extra" in str(err), err
+else:
+    raise SystemExit("the loop reference needs MONAI")
+print("light ok", float(loss))
+"""
+
+
+def _distribution_files(name: str, target: Path) -> None:
+    """Link the installed files of distribution ``name`` (top-level packages, modules, metadata) into target."""
+    import importlib.metadata
+
+    dist = importlib.metadata.distribution(name)
+    root = Path(dist.locate_file(""))
+    for top in sorted({Path(f).parts[0] for f in dist.files or []}):
+        if top in ("..", "__pycache__") or top.startswith("."):
+            continue
+        source = root / top
+        if source.exists() and not (target / top).exists():
+            (target / top).symlink_to(source)
+
+
+@pytest.mark.slow
+def test_pip_install_gives_the_light_loss_library(tmp_path: Path) -> None:
+    """``pip install blobloss`` resolves to torch, numpy and cc3d only, and the loss works with only those.
+
+    1. In a fresh venv without system site packages, pip resolves ``torch==2.13.0 <repo>`` (a dry run with
+       a report): besides torch and its own requirements it installs exactly numpy, cc3d and blobloss.
+    2. The wheel is installed there without dependencies; the resolved base distributions are
+       linked in from this environment (installing torch anew takes minutes), nothing else. There the three
+       losses compute and backpropagate, and the pipeline modules raise the ImportError naming the extra.
+    """
+    import json
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # no system site packages
+    python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "-q"]
+    # without PYTHONPATH: a source tree on it would count as an installed blobloss and pip would skip ours
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    run = {"check": True, "capture_output": True, "text": True, "timeout": 600, "env": clean}
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(REPO)], **run)
+    (wheel,) = (tmp_path / "dist").glob("blobloss-*.whl")
+    report = tmp_path / "report.json"
+    subprocess.run([*pip, "install", "--dry-run", "--ignore-installed", "--report", str(report), "torch==2.13.0",
+                    str(wheel)], **run)
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    install = {canonical(item["metadata"]["name"]): item for item in json.loads(report.read_text())["install"]}
+
+    def closure(name: str) -> set[str]:
+        seen, todo = set(), [name]
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in install:
+                continue
+            seen.add(current)
+            for req in install[current]["metadata"].get("requires_dist", []):
+                if "extra ==" not in req:
+                    todo.append(canonical(re.split(r"[<>=!~;\[ (]", req)[0]))
+        return seen
+
+    torch_deps = closure("torch")
+    assert set(install) - torch_deps == {"blobloss", "numpy", "connected-components-3d"}
+
+    subprocess.run([*pip, "install", "--no-deps", str(wheel)], **run)
+    base = tmp_path / "base"
+    base.mkdir()
+    for name in sorted(torch_deps | {"numpy", "connected-components-3d"}):
+        _distribution_files(name, base)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "base_packages.pth").write_text(str(base) + "\n")
+    proc = subprocess.run([str(python), "-c", _LIGHT_CHECK], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={"PATH": str(venv / "bin"), "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "light ok" in proc.stdout

@@ -20,6 +20,10 @@ probability map (float32) and the binary prediction (uint8) as NIfTI with the in
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 import contextlib
 import itertools
 import os

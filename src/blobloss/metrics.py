@@ -31,6 +31,10 @@ Compatibility notes:
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 import math
 import warnings
 from collections.abc import Sequence

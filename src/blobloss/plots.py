@@ -14,6 +14,10 @@ then ``os.replace``).
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass

@@ -14,6 +14,10 @@ pipeline's long per-case metrics table (one row per dataset, setting, seed, chec
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
