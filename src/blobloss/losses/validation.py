@@ -178,8 +178,10 @@ def check_values(
     device = logits.device if logits is not None else next(iter(maps.values())).device
     flags = [torch.zeros((), dtype=torch.float64, device=device)]
     if logits is not None:
-        # one pass: a NaN or Inf anywhere makes the (float64) sum non-finite
-        flags[0] = logits.detach().sum(dtype=torch.float64)
+        # one pass: a NaN or Inf anywhere makes the sum non-finite. Accumulated in float32 (float64 only for
+        # float64 logits: slow on many GPUs), so that float16 logits of a large volume cannot overflow.
+        acc = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        flags[0] = logits.detach().sum(dtype=acc).to(torch.float64)
     for value in maps.values():
         if value.numel() == 0:
             flags += [torch.zeros((), dtype=torch.float64, device=device)] * 3
