@@ -12,6 +12,9 @@ from monai.losses import DiceLoss, TverskyLoss
 from blobloss.losses import BlobLoss, BlobLossComponents, Criterion, fused_instance_losses, loop_instance_losses
 from blobloss.losses import blob as blob_module
 from blobloss.losses.criteria import Implementation, MaskSpace, dice_from_sums, parse_option, tversky_from_sums
+from blobloss.losses.settings import CriterionSettings
+
+NO_SMOOTHING = CriterionSettings(smooth_nr=0.0, smooth_dr=0.0)
 
 
 def _random_instances(shape: tuple[int, ...], ids: list[int], fraction: float, seed: int) -> torch.Tensor:
@@ -55,7 +58,7 @@ HAND_CASES = [
 def test_blob_term_hand_values(criterion, mask_space, masking, expected, implementation):
     logits, inst = _two_instances_4x4()
     loss = BlobLoss(
-        criterion, mask_space=mask_space, masking=masking, implementation=implementation, smooth_nr=0, smooth_dr=0
+        criterion, mask_space=mask_space, masking=masking, implementation=implementation, criterion_settings=NO_SMOOTHING
     )
     parts = loss.components(logits, inst)
     assert float(parts.blob_term) == pytest.approx(expected, rel=1e-6)
@@ -65,10 +68,10 @@ def test_fused_instance_losses_interface():
     logits, inst = _two_instances_4x4()
     probs = torch.sigmoid(logits[:, 0]).repeat(2, 1, 1)
     inst = torch.cat([inst[:, 0], torch.zeros_like(inst[:, 0])])  # second element has no instance
-    loss, has = fused_instance_losses(probs, inst, "dice", smooth_nr=0, smooth_dr=0)
+    loss, has = fused_instance_losses(probs, inst, "dice", criterion_settings=NO_SMOOTHING)
     assert loss.shape == (2,) and has.tolist() == [True, False]
     assert loss.tolist() == pytest.approx([1 - 1 / 8.5, 0.0])
-    loss_hint, _ = fused_instance_losses(probs, inst, Criterion.DICE, smooth_nr=0, smooth_dr=0, max_id=7)
+    loss_hint, _ = fused_instance_losses(probs, inst, Criterion.DICE, criterion_settings=NO_SMOOTHING, max_id=7)
     assert torch.equal(loss_hint, loss)
 
 
@@ -271,7 +274,7 @@ def test_absent_ids_do_not_poison_gradients_without_smoothing(criterion):
     logits.requires_grad_(True)
     results = []
     for impl in ("fused", "loop"):
-        loss = BlobLoss(criterion, alpha=0.0, smooth_nr=0.0, smooth_dr=0.0, implementation=impl)(logits, inst)
+        loss = BlobLoss(criterion, alpha=0.0, criterion_settings=NO_SMOOTHING, implementation=impl)(logits, inst)
         (grad,) = torch.autograd.grad(loss, logits)
         assert torch.isfinite(loss) and torch.isfinite(grad).all(), impl
         results.append((loss, grad))
@@ -333,7 +336,7 @@ def test_compile_matches_eager():
         ({"mask_space": "voxels"}, r"mask_space='voxels' is not supported; use one of \['probabilities', 'logits'\]"),
         ({"implementation": "fast"}, r"implementation='fast' is not supported; use one of \['auto', 'fused', 'loop'\]"),
         ({"criterion": DiceLoss(), "implementation": "fused"}, "implementation='fused' needs a built-in criterion"),
-        ({"smooth_nr": -1e-5}, r"smooth_nr=-1e-05 must be"),
+        ({"criterion_settings": {"smooth_nr": -1e-5}}, r"smooth_nr=-1e-05 must be"),
         ({"max_instance_id": -2}, r"max_instance_id=-2 must be None or an integer >= 0"),
     ],
 )
@@ -355,11 +358,11 @@ def _inputs(shape=(2, 1, 4, 4, 3)):
     ("make", "error", "match"),
     [
         (lambda: (torch.randn(2, 1, 4, 4), torch.zeros(2, 1, 4, 5, dtype=torch.long)), ValueError,
-         r"instances \(2, 1, 4, 5\) must have the shape of logits \(2, 1, 4, 4\)"),
+         r"instances \(2, 1, 4, 5\) must have shape \(2, 1, 4, 4\) \(B, 1, \*spatial\) to match logits \(2, 1, 4, 4\)"),
         (lambda: (torch.randn(2, 1, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)), ValueError,
          r"instances.unsqueeze\(1\)"),
         (lambda: (torch.randn(2, 3, 4, 4), torch.zeros(2, 3, 4, 4, dtype=torch.long)), ValueError,
-         r"needs 1 channel, got logits \(2, 3, 4, 4\) with 3 channels.*multi-class"),
+         r"logits \(2, 3, 4, 4\) have 3 channels, but this loss is binary and needs 1 sigmoid channel.*multi-class"),
         (lambda: (torch.randn(4, 4), torch.zeros(4, 4, dtype=torch.long)), ValueError, r"\(B, 1, \*spatial\)"),
         (lambda: (torch.zeros(2, 1, 4, 4, dtype=torch.long), torch.zeros(2, 1, 4, 4, dtype=torch.long)), TypeError,
          "floating point"),
@@ -373,7 +376,7 @@ def _inputs(shape=(2, 1, 4, 4, 3)):
         (lambda: (torch.randn(1, 1, 4, 4), torch.zeros(1, 1, 4, 4, dtype=torch.bool)), TypeError,
          "cc3d.connected_components"),
         (lambda: (torch.randn(1, 1, 0, 4), torch.zeros(1, 1, 0, 4, dtype=torch.long)), ValueError, "empty"),
-        (lambda: (torch.randn(1, 1, 4).numpy(), torch.zeros(1, 1, 4, dtype=torch.long)), TypeError, "torch tensors"),
+        (lambda: (torch.randn(1, 1, 4).numpy(), torch.zeros(1, 1, 4, dtype=torch.long)), TypeError, "logits must be a torch.Tensor, got ndarray"),
     ],
 )
 @pytest.mark.parametrize("implementation", ["fused", "loop"])

@@ -1,4 +1,4 @@
-"""Tests for the inverse weighting baseline (SPEC section 3)."""
+"""Tests for the inverse weighting baseline (docs/definitions.md section 3)."""
 
 from __future__ import annotations
 
@@ -115,8 +115,7 @@ def test_weight_map_accepts_integer_dtypes(dtype):
     ("instances", "clip", "match"),
     [
         (torch.full((1, 1, 2, 2), 0.5), (1.0, 2e5), "non-integer"),
-        (torch.zeros(1, 1, 2, 2, dtype=torch.bool), (1.0, 2e5), "integer instance ids"),
-        (torch.tensor([[[[0, -1]]]]), (1.0, 2e5), "non-negative"),
+        (torch.tensor([[[[0, -1]]]]), (1.0, 2e5), r"negative ids \(min -1\)"),
         (torch.tensor([1, 2]), (1.0, 2e5), r"batch axis"),
         (torch.zeros(1, 1, 2, 2, dtype=torch.long), (2.0, 1.0), "w_min <= w_max"),
         (torch.zeros(1, 1, 2, 2, dtype=torch.long), (0.0, 1.0), "0 < w_min"),
@@ -126,6 +125,11 @@ def test_weight_map_accepts_integer_dtypes(dtype):
 def test_weight_map_errors(instances, clip, match):
     with pytest.raises(ValueError, match=match):
         inverse_weight_map(instances, clip=clip)
+
+
+def test_weight_map_rejects_bool_maps_like_the_losses():
+    with pytest.raises(TypeError, match="instances is a bool tensor .* cc3d.connected_components"):
+        inverse_weight_map(torch.zeros(1, 1, 2, 2, dtype=torch.bool))
 
 
 # ------------------------------------------------------------------------------------------- hand losses
@@ -223,26 +227,38 @@ def test_constructor_errors(kwargs, exc, match):
 
 
 @pytest.mark.parametrize(
-    ("logits", "instances", "match"),
+    ("logits", "instances", "exc", "match"),
     [
-        (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4, dtype=torch.long), r"\(B, 1, \*spatial\)"),
-        (torch.zeros(1, 1, 4), torch.zeros(1, 1, 5, dtype=torch.long), "must equal logits shape"),
-        (torch.zeros(1, 1, 4, dtype=torch.long), torch.zeros(1, 1, 4, dtype=torch.long), "floating-point"),
-        (torch.zeros(1, 1, 4), torch.full((1, 1, 4), 1.5), "non-integer"),
-        (torch.zeros(1, 1, 4), torch.zeros(1, 1, 4, dtype=torch.bool), "integer instance ids"),
-        (torch.zeros(1, 1, 4), torch.zeros(1, 4, dtype=torch.long), r"unsqueeze\(1\)"),
-        (torch.tensor([[[0.0, float("nan"), 0.0, 0.0]]]), torch.zeros(1, 1, 4, dtype=torch.long), "NaN or Inf"),
-        (torch.zeros(1, 1, 4), torch.tensor([[[0, -2, 0, 0]]]), "non-negative"),
+        (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4, dtype=torch.long), ValueError, "needs 1 sigmoid channel"),
+        (torch.zeros(4, 4), torch.zeros(4, 4, dtype=torch.long), ValueError, r"\(B, 1, \*spatial\)"),
+        (torch.zeros(1, 1, 4), torch.zeros(1, 1, 5, dtype=torch.long), ValueError, "must have shape"),
+        (torch.zeros(1, 1, 4, dtype=torch.long), torch.zeros(1, 1, 4, dtype=torch.long), TypeError, "floating point"),
+        (torch.zeros(1, 1, 4), torch.full((1, 1, 4), 1.5), ValueError, "non-integer"),
+        (torch.zeros(1, 1, 4), torch.zeros(1, 1, 4, dtype=torch.bool), TypeError, "bool tensor"),
+        (torch.zeros(1, 1, 4), torch.zeros(1, 4, dtype=torch.long), ValueError, r"unsqueeze\(1\)"),
+        (torch.tensor([[[0.0, float("nan"), 0.0, 0.0]]]), torch.zeros(1, 1, 4, dtype=torch.long), ValueError,
+         "NaN or Inf"),
+        (torch.zeros(1, 1, 4), torch.tensor([[[0, -2, 0, 0]]]), ValueError, "negative ids"),
     ],
 )
-def test_forward_errors(logits, instances, match):
-    with pytest.raises(ValueError, match=match):
+def test_forward_errors(logits, instances, exc, match):
+    with pytest.raises(exc, match=match):
         InverseWeightingLoss()(logits, instances)
 
 
 def test_forward_rejects_wrong_weight_shape():
-    with pytest.raises(ValueError, match="weight shape"):
+    with pytest.raises(ValueError, match=r"weight \(1, 1, 3\) must have the shape of logits"):
         InverseWeightingLoss()(HAND_LOGITS, HAND_INST, weight=torch.ones(1, 1, 3))
+
+
+def test_components_and_last_components():
+    loss_fn = InverseWeightingLoss("dice")
+    assert loss_fn.last_components is None
+    total, weighted, blob = loss_fn.components(HAND_LOGITS, HAND_INST)
+    assert blob is None and weighted is total
+    assert float(loss_fn(HAND_LOGITS, HAND_INST)) == float(total)
+    assert float(loss_fn.last_components.total) == float(total)
+    assert not loss_fn.last_components.total.requires_grad
 
 
 # ------------------------------------------------------------------------------------- reference vectors

@@ -1,4 +1,4 @@
-"""Tests for the multi-class blob loss (paper Eq. 3, SPEC section 2 "Multi-class")."""
+"""Tests for the multi-class blob loss (paper Eq. 3, docs/definitions.md section 2 "Multi-class")."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_hand_case_two_classes(implementation):
     cls, inst = _hand_maps()
     logits = torch.zeros(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     loss_fn = MultiClassBlobLoss("dice", implementation=implementation)
-    total, global_term, blob_term = loss_fn.components(logits, cls, inst)
+    total, global_term, blob_term = loss_fn.components(logits, inst, class_map=cls)
     assert float(blob_term.detach()) == pytest.approx(HAND_BLOB, rel=1e-12)
     assert float(global_term.detach()) == pytest.approx(HAND_GLOBAL, rel=1e-12)
     assert float(total.detach()) == pytest.approx(2 * HAND_GLOBAL + HAND_BLOB, rel=1e-12)
@@ -65,7 +65,7 @@ def test_hand_case_without_masking():
     expected = ((c1_i1 + c1_i2) / 2 + HAND_C2_I1) / 2
     for implementation in ("fused", "loop"):
         loss_fn = MultiClassBlobLoss("dice", alpha=0.0, masking=False, implementation=implementation)
-        assert float(loss_fn(logits, cls, inst)) == pytest.approx(expected, rel=1e-12)
+        assert float(loss_fn(logits, inst, class_map=cls)) == pytest.approx(expected, rel=1e-12)
 
 
 def test_ids_repeated_across_classes_are_distinct_instances():
@@ -74,23 +74,76 @@ def test_ids_repeated_across_classes_are_distinct_instances():
     renamed[cls == 2] = 7  # give the class-2 instance a fresh id: the loss must not change
     logits = torch.randn(1, 3, 4, 4, dtype=torch.float64)
     loss_fn = MultiClassBlobLoss("dice")
-    assert float(loss_fn(logits, cls, inst)) == pytest.approx(float(loss_fn(logits, cls, renamed)), rel=1e-12)
+    assert float(loss_fn(logits, inst, class_map=cls)) == pytest.approx(float(loss_fn(logits, renamed, class_map=cls)), rel=1e-12)
     # ...whereas giving the two class-1 instances one id (one instance) does change it
     merged = inst.clone()
     merged[(cls == 1) & (inst == 2)] = 1
-    assert float(loss_fn(logits, cls, merged)) != pytest.approx(float(loss_fn(logits, cls, inst)), rel=1e-6)
+    assert float(loss_fn(logits, merged, class_map=cls)) != pytest.approx(float(loss_fn(logits, inst, class_map=cls)), rel=1e-6)
 
 
-def test_element_and_class_means_skip_empty():
-    # element 0: only class 2 has an instance; element 1: nothing. Blob term = that single instance loss.
+def _one_class_present():
+    """Element 0: only class 2 (of C = 2) has an instance (2 voxels); element 1: nothing."""
     cls = torch.zeros(2, 1, 4, 4, dtype=torch.long)
     inst = torch.zeros(2, 1, 4, 4, dtype=torch.long)
     cls[0, 0, 1, 1:3], inst[0, 0, 1, 1:3] = 2, 5
-    logits = torch.zeros(2, 3, 4, 4, dtype=torch.float64)
-    expected = _dice(2 / 3, 16 / 3, 2)
-    for implementation in ("fused", "loop"):
-        loss_fn = MultiClassBlobLoss("dice", alpha=0.0, implementation=implementation)
-        assert float(loss_fn(logits, cls, inst)) == pytest.approx(expected, rel=1e-12)
+    return torch.zeros(2, 3, 4, 4, dtype=torch.float64), cls, inst
+
+
+# The single instance's loss with zero logits (p = 1/3 everywhere, nothing masked): 1 - (2/3) / (2 + 16/3).
+ONE_INSTANCE = _dice(2 / 3, 16 / 3, 2)
+
+
+@pytest.mark.parametrize("implementation", ["fused", "loop"])
+@pytest.mark.parametrize(
+    ("class_reduction", "expected"),
+    [
+        ("paper", ONE_INSTANCE / 2),  # Eq. 3: (0 + class-2 term) / C with C = 2
+        ("present", ONE_INSTANCE),  # mean over the classes present in the element: class 2 only
+    ],
+)
+def test_class_reduction_hand_case(implementation, class_reduction, expected):
+    # element 1 has no instance: it is left out of the mean over elements under both reductions
+    logits, cls, inst = _one_class_present()
+    loss_fn = MultiClassBlobLoss("dice", alpha=0.0, implementation=implementation, class_reduction=class_reduction)
+    assert float(loss_fn(logits, inst, class_map=cls)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_class_reduction_default_is_paper_and_equal_when_every_class_is_present():
+    assert MultiClassBlobLoss().class_reduction.value == "paper"
+    cls, inst = _hand_maps()  # both classes have instances: the two reductions agree
+    logits = torch.zeros(1, 3, 4, 4, dtype=torch.float64)
+    paper = MultiClassBlobLoss("dice", alpha=0.0, class_reduction="paper")(logits, inst, class_map=cls)
+    present = MultiClassBlobLoss("dice", alpha=0.0, class_reduction="present")(logits, inst, class_map=cls)
+    assert float(paper) == pytest.approx(float(present), rel=1e-12) == pytest.approx(HAND_BLOB, rel=1e-12)
+    with pytest.raises(ValueError, match=r"class_reduction='mean' is not supported; use one of \['paper', 'present'\]"):
+        MultiClassBlobLoss(class_reduction="mean")
+
+
+def test_old_call_order_warns_and_gives_the_same_loss():
+    cls, inst = _hand_maps()
+    logits = torch.zeros(1, 3, 4, 4, dtype=torch.float64)
+    loss_fn = MultiClassBlobLoss("dice")
+    new = loss_fn(logits, inst, class_map=cls)
+    with pytest.warns(DeprecationWarning, match=r"loss.forward\(logits, instances, class_map=class_map\)"):
+        old = loss_fn(logits, cls, inst)
+    assert float(old) == float(new)
+    with pytest.warns(DeprecationWarning, match=r"components\(logits, instances, class_map=class_map\)"):
+        old_parts = loss_fn.components(logits, cls, inst)
+    assert float(old_parts.total) == float(new)
+    with pytest.raises(TypeError, match=r"needs the class map as a keyword: loss.forward\(logits, instances, class_map"):
+        loss_fn(logits, inst)
+
+
+def test_old_criterion_keywords_warn_and_match_settings():
+    from blobloss.losses import CriterionSettings
+
+    cls, inst = _hand_maps()
+    logits = torch.randn(1, 3, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(DeprecationWarning, match=r"criterion_settings=CriterionSettings\(tversky_alpha=0.5\)"):
+        old = MultiClassBlobLoss("tversky", tversky_alpha=0.5)
+    new = MultiClassBlobLoss("tversky", criterion_settings=CriterionSettings(tversky_alpha=0.5))
+    assert old.criterion_settings == new.criterion_settings
+    assert float(old(logits, inst, class_map=cls)) == float(new(logits, inst, class_map=cls))
 
 
 @pytest.mark.parametrize("implementation", ["fused", "loop"])
@@ -99,7 +152,7 @@ def test_empty_batch_gives_zero_with_grad(implementation, criterion):
     logits = torch.randn(2, 3, 4, 4, requires_grad=True)
     empty = torch.zeros(2, 1, 4, 4, dtype=torch.long)
     loss_fn = MultiClassBlobLoss(criterion, implementation=implementation)
-    total, global_term, blob_term = loss_fn.components(logits, empty, empty)
+    total, global_term, blob_term = loss_fn.components(logits, empty, class_map=empty)
     assert float(blob_term.detach()) == 0.0
     assert blob_term.requires_grad
     total.backward()
@@ -110,9 +163,9 @@ def test_empty_batch_gives_zero_with_grad(implementation, criterion):
 def test_beta_zero_and_alpha_zero():
     cls, inst = _hand_maps()
     logits = torch.zeros(1, 3, 4, 4, dtype=torch.float64)
-    only_global = MultiClassBlobLoss("dice", alpha=1.0, beta=0.0).components(logits, cls, inst)
+    only_global = MultiClassBlobLoss("dice", alpha=1.0, beta=0.0).components(logits, inst, class_map=cls)
     assert only_global.blob_term is None and float(only_global.total) == pytest.approx(HAND_GLOBAL)
-    only_blob = MultiClassBlobLoss("dice", alpha=0.0, beta=1.0).components(logits, cls, inst)
+    only_blob = MultiClassBlobLoss("dice", alpha=0.0, beta=1.0).components(logits, inst, class_map=cls)
     assert only_blob.global_term is None and float(only_blob.total) == pytest.approx(HAND_BLOB)
 
 
@@ -130,7 +183,7 @@ def test_global_term_matches_monai(criterion, monai_loss, implementation):
     logits = torch.randn(2, 4, 6, 5, dtype=torch.float64, generator=generator)
     cls = torch.randint(0, 4, (2, 1, 6, 5), generator=generator)
     loss_fn = MultiClassBlobLoss(criterion, implementation=implementation, check_inputs=False)
-    global_term = loss_fn.components(logits, cls, cls).global_term
+    global_term = loss_fn.components(logits, cls, class_map=cls).global_term
     assert float(global_term) == pytest.approx(float(monai_loss(logits, cls)), rel=1e-10)
 
 
@@ -144,7 +197,7 @@ def test_global_bce_is_mean_over_foreground_channels():
     expected = float(torch.stack(per_class).mean())
     for implementation in ("fused", "loop"):
         loss_fn = MultiClassBlobLoss("bce", implementation=implementation, check_inputs=False)
-        assert float(loss_fn.components(logits, cls, cls).global_term) == pytest.approx(expected, rel=1e-10)
+        assert float(loss_fn.components(logits, cls, class_map=cls).global_term) == pytest.approx(expected, rel=1e-10)
 
 
 # ---------------------------------------------------------------------------------- random comparisons
@@ -174,7 +227,7 @@ def test_fused_matches_loop(criterion, shape, n_classes, masking):
     for implementation in ("fused", "loop"):
         x = logits.clone().requires_grad_(True)
         loss_fn = MultiClassBlobLoss(criterion, masking=masking, implementation=implementation)
-        total, global_term, blob_term = loss_fn.components(x, cls, inst)
+        total, global_term, blob_term = loss_fn.components(x, inst, class_map=cls)
         (grad,) = torch.autograd.grad(total, x)
         results.append((total.detach(), global_term.detach(), blob_term.detach(), grad))
     for fused, loop in zip(*results):
@@ -186,7 +239,7 @@ def test_custom_callable_uses_loop_and_matches_builtin():
     custom = MultiClassBlobLoss(DiceLoss(sigmoid=False))
     assert custom.implementation.value == "loop"
     builtin = MultiClassBlobLoss("dice")
-    assert float(custom(logits, cls, inst)) == pytest.approx(float(builtin(logits, cls, inst)), rel=1e-10)
+    assert float(custom(logits, inst, class_map=cls)) == pytest.approx(float(builtin(logits, inst, class_map=cls)), rel=1e-10)
 
 
 @pytest.mark.parametrize("criterion", ["dice", "tversky", "bce"])
@@ -198,7 +251,7 @@ def test_single_class_equals_binary_blob_loss(criterion):
     inst[0, 0, :2, :2, :2], inst[0, 0, 4:, 4:, 2:] = 1, 3
     inst[1, 0, 2:4, 1:3, 1:3] = 2
     cls = (inst > 0).long()
-    multi = MultiClassBlobLoss(criterion).components(logits, cls, inst)
+    multi = MultiClassBlobLoss(criterion).components(logits, inst, class_map=cls)
     binary = BlobLoss(criterion).components(logits[:, 1:2] - logits[:, 0:1], inst)
     for m, b in zip(multi, binary):
         assert float(m) == pytest.approx(float(b), rel=1e-9)
@@ -207,7 +260,7 @@ def test_single_class_equals_binary_blob_loss(criterion):
 def test_float_maps_with_whole_numbers_are_accepted():
     cls, inst = _hand_maps()
     logits = torch.zeros(1, 3, 4, 4, dtype=torch.float64)
-    loss = MultiClassBlobLoss("dice", alpha=0.0)(logits, cls.float(), inst.float())
+    loss = MultiClassBlobLoss("dice", alpha=0.0)(logits, inst.float(), class_map=cls.float())
     assert float(loss) == pytest.approx(HAND_BLOB, rel=1e-12)
 
 
@@ -235,7 +288,7 @@ def _with(**changes):
         (_with(logits=lambda x: x.index_put((torch.tensor(0),), torch.tensor(float("nan")))), ValueError, "NaN"),
         (_with(instances=lambda t: t[:, 0]), ValueError, r"unsqueeze\(1\)"),
         (_with(class_map=lambda t: t[..., :3]), ValueError, "class_map .* must have shape"),
-        (_with(instances=lambda t: t > 0), TypeError, "instances must hold integer ids"),
+        (_with(instances=lambda t: t > 0), TypeError, "instances is a bool tensor"),
         (_with(class_map=lambda t: t.float() + 0.5), ValueError, "class_map is a float tensor with non-integer"),
         (_with(instances=lambda t: t.float() * 1.5), ValueError, "instances is a float tensor with non-integer"),
         (_with(class_map=lambda t: t - 1), ValueError, "class_map contains negative ids"),
@@ -258,7 +311,8 @@ def test_input_errors(inputs, exc, match):
         ({"implementation": "fast"}, ValueError, "implementation='fast'"),
         ({"alpha": 0.0, "beta": 0.0}, ValueError, "both 0"),
         ({"alpha": -1.0}, ValueError, "alpha=-1.0"),
-        ({"smooth_dr": float("nan")}, ValueError, "smooth_dr"),
+        ({"criterion_settings": None, "smooth_dr": float("nan")}, ValueError, "smooth_dr"),
+        ({"class_reduction": "all"}, ValueError, "class_reduction='all'"),
     ],
 )
 def test_constructor_errors(kwargs, exc, match):

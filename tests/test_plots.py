@@ -20,6 +20,7 @@ def _features(dataset: str, n: int, seed: int) -> pd.DataFrame:
             "case": [f"c{i % 3}" for i in range(n)],
             "label": np.arange(1, n + 1),
             "volume": rng.lognormal(3, 1, n),
+            "n_voxels": rng.integers(1, 500, n),
             "compactness": sph**3,
             "sphereness": sph,
             "stringness": 1 - sph,

@@ -6,6 +6,10 @@ job is runnable without Snakemake.
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 import logging
 from collections.abc import Mapping, Sequence
 from os import PathLike

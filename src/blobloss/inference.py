@@ -22,6 +22,10 @@ every test case of a run in one job).
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 import contextlib
 import itertools
 import os

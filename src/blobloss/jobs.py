@@ -6,6 +6,10 @@ The rule scripts in ``scripts/`` only unpack ``snakemake.input/params/output`` a
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 import logging
 import shutil
 import time

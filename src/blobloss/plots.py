@@ -14,7 +14,10 @@ then ``os.replace``).
 
 from __future__ import annotations
 
-import warnings
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -23,13 +26,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-__all__ = ["SHAPE_FEATURES", "dataset_palette", "plot_blob_statistics"]
+__all__ = [
+    "SHAPE_FEATURES",
+    "VOLUME_UNITS",
+    "blob_statistics_figure",
+    "box_statistics",
+    "dataset_palette",
+    "plot_blob_statistics",
+]
 
 #: The shape features plotted as densities, in panel order.
 SHAPE_FEATURES: tuple[str, ...] = ("compactness", "sphereness", "stringness", "skewness")
@@ -64,36 +73,121 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> 
         )
 
 
-def _cut_at_percentile(frame: pd.DataFrame, column: str, percentile: float) -> pd.DataFrame:
-    """Rows whose ``column`` is at most the ``percentile``-th percentile of their dataset (NaN dropped)."""
-    values = frame[["dataset", column]].dropna()
+#: Units of the volume panel: voxel counts (the one unit every dataset shares) or physical volumes.
+VOLUME_UNITS: tuple[str, ...] = ("voxels", "physical")
+
+
+def _cut_at_percentile(frame: pd.DataFrame, column: str, percentile: float) -> float | None:
+    """The axis limit of a box panel: the largest per-dataset ``percentile``-th percentile of ``column``.
+
+    The values themselves are kept: the boxes are computed on all of them and the axis is cut here (the
+    paper cuts its Fig. 4 box plots at the 95th percentile "for visualisation purposes"). None without
+    finite values.
+    """
+    values = frame[["dataset", column]].replace([np.inf, -np.inf], np.nan).dropna()
     if values.empty:
-        return values
-    limits = values.groupby("dataset", sort=False)[column].transform(lambda v: np.percentile(v, percentile))
-    return values[values[column] <= limits]
+        return None
+    return float(values.groupby("dataset", sort=False)[column].apply(lambda v: np.percentile(v, percentile)).max())
+
+
+def box_statistics(frame: pd.DataFrame, column: str, datasets: Sequence[str]) -> dict[str, dict]:
+    """Box-plot statistics of ``column`` per dataset, computed on ALL finite values.
+
+    Args:
+        frame: Table with ``dataset`` and ``column``.
+        column: The column to summarise.
+        datasets: Datasets in display order; those without finite values are left out.
+
+    Returns:
+        ``{dataset: stats}`` as :func:`matplotlib.cbook.boxplot_stats` computes them (``q1``, ``med``,
+        ``q3``, ``whislo``, ``whishi`` with whiskers at 1.5 IQR, quartiles as :func:`numpy.percentile`).
+
+    Example:
+        >>> frame = pd.DataFrame({"dataset": "a", "v": [1.0, 2.0, 3.0, 4.0, 100.0]})
+        >>> s = box_statistics(frame, "v", ["a"])["a"]
+        >>> float(s["q1"]), float(s["med"]), float(s["q3"])
+        (2.0, 3.0, 4.0)
+    """
+    from matplotlib.cbook import boxplot_stats
+
+    values = frame[["dataset", column]].replace([np.inf, -np.inf], np.nan).dropna()
+    out = {}
+    for dataset in datasets:
+        data = values.loc[values["dataset"] == dataset, column].to_numpy(dtype=float)
+        if data.size:
+            (stats,) = boxplot_stats(data, whis=1.5)
+            stats["label"] = dataset
+            out[dataset] = stats
+    return out
 
 
 def _box_panel(
-    ax: Axes, data: pd.DataFrame, column: str, datasets: list[str], colours: dict, title: str, ylabel: str
+    ax: Axes,
+    data: pd.DataFrame,
+    column: str,
+    datasets: list[str],
+    colours: dict,
+    title: str,
+    ylabel: str,
+    percentile: float,
 ) -> None:
-    present = [d for d in datasets if d in set(data["dataset"])]
+    """Boxes from all values per dataset, the values on top, the y axis cut at the percentile."""
+    stats = box_statistics(data, column, datasets)
+    present = [d for d in datasets if d in stats]
     if present:
-        palette = {d: colours[d] for d in present}
-        common = {"x": "dataset", "y": column, "hue": "dataset", "order": present, "hue_order": present}
-        with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated `vert`
-            warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
-            sns.boxplot(data=data, **common, palette=palette, showfliers=False, legend=False, ax=ax)
+        artists = ax.bxp([stats[d] for d in present], positions=range(len(present)), widths=0.6,
+                         showfliers=False, patch_artist=True, manage_ticks=False)
+        for box, dataset in zip(artists["boxes"], present):
+            box.set_facecolor(colours[dataset])
+            box.set_alpha(0.8)
+            box.set_gid(f"box:{dataset}")  # names the artists in SVG output (and for tests)
+        for median, dataset in zip(artists["medians"], present):
+            median.set_color("black")
+            median.set_gid(f"median:{dataset}")
         # individual values on top (at most _MAX_POINTS per dataset) so that tiny datasets stay visible
-        sample = data.sample(frac=1.0, random_state=0).groupby("dataset", sort=False).head(_MAX_POINTS)
-        sns.stripplot(
-            data=sample, **common, palette=palette, size=3, alpha=0.6, edgecolor="black", linewidth=0.3,
-            legend=False, ax=ax,
-        )
+        rng = np.random.default_rng(0)
+        finite = data[["dataset", column]].replace([np.inf, -np.inf], np.nan).dropna()
+        for i, dataset in enumerate(present):
+            values = finite.loc[finite["dataset"] == dataset, column].to_numpy(dtype=float)
+            if values.size > _MAX_POINTS:
+                values = rng.choice(values, _MAX_POINTS, replace=False)
+            x = i + rng.uniform(-0.15, 0.15, values.size)
+            ax.scatter(x, values, s=9, color=colours[dataset], alpha=0.6, edgecolors="black", linewidths=0.3,
+                       zorder=3)
+        ax.set_xticks(range(len(present)), present)
+        ax.set_xlim(-0.6, len(present) - 0.4)
+        limit = _cut_at_percentile(finite, column, percentile)
+        low = min(float(finite[column].min()), min(float(stats[d]["whislo"]) for d in present))
+        if limit is not None and limit > low:
+            ax.set_ylim(low - 0.03 * (limit - low), limit + 0.03 * (limit - low))
     else:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("")
     ax.set_ylabel(ylabel)
+
+
+def _volume_column(features: pd.DataFrame, volume_unit: str, units: Mapping[str, str] | None,
+                   datasets: Sequence[str]) -> tuple[str, str]:
+    """The column and the axis label of the volume panel, in one unit for the whole figure."""
+    if volume_unit not in VOLUME_UNITS:
+        raise ValueError(f"volume_unit={volume_unit!r} is not supported; use one of {list(VOLUME_UNITS)}.")
+    if volume_unit == "voxels":
+        if "n_voxels" not in features.columns:
+            raise ValueError(
+                "volume_unit='voxels' needs the features column 'n_voxels' (written by "
+                "blobloss.stats.blob_features); pass those tables or volume_unit='physical'."
+            )
+        return "n_voxels", "volume per blob (voxels)"
+    # physical: say the unit, and say so when the datasets' units differ
+    named = {d: str(units[d]) for d in datasets if units and d in units}
+    distinct = sorted(set(named.values()))
+    if len(distinct) == 1 and len(named) == len(datasets):
+        return "volume", f"volume per blob ({distinct[0]}^3)"
+    if named:
+        text = ", ".join(f"{d}: {u}^3" for d, u in named.items())
+        return "volume", f"physical volume per blob; units differ ({text})"
+    return "volume", "physical volume per blob (spacing unit^3 of each dataset)"
 
 
 def _density_panel(ax: Axes, features: pd.DataFrame, column: str, datasets: list[str], colours: dict) -> None:
@@ -124,45 +218,22 @@ def _density_panel(ax: Axes, features: pd.DataFrame, column: str, datasets: list
     ax.set_ylabel("density")
 
 
-def plot_blob_statistics(
+def blob_statistics_figure(
     features: pd.DataFrame,
     counts: pd.DataFrame,
-    out_png: str | PathLike[str],
     percentile: float = 95,
-    volume_label: str = "volume per blob (voxels x spacing)",
-    dpi: int = 150,
-) -> Path:
-    """Draw the blob-statistics figure (paper Fig. 4) and save it atomically.
-
-    Panels: blob count per case and volume per blob as box plots, each cut at the ``percentile``-th
-    percentile of its dataset (values above it are dropped from the box plot; the panel titles say so),
-    with the individual values drawn on top (a random sample of at most 200 per dataset), and kernel
-    density estimates of compactness, sphereness, stringness and skewness. One colour per
-    dataset in every panel, one legend. NaN features (single-voxel blobs) are dropped; a dataset with fewer
-    than two distinct values of a feature gets no density in that panel; datasets without blobs still
-    appear in the count panel.
-
-    Args:
-        features: Per-blob table with columns ``dataset``, ``volume``, ``compactness``, ``sphereness``,
-            ``stringness``, ``skewness`` (e.g. concatenated outputs of
-            :func:`blobloss.stats.dataset_features`); may be empty.
-        counts: Per-case table with columns ``dataset``, ``n_blobs`` (from :func:`blobloss.stats.case_counts`).
-        out_png: Output image; the format follows the extension (``.png``, ``.pdf``, ``.svg``).
-        percentile: Cut-off percentile for the box plots, in ``(0, 100]``.
-        volume_label: Y axis label of the volume panel (say the unit).
-        dpi: Resolution of raster output.
-
-    Returns:
-        The written path.
-
-    Raises:
-        ValueError: On missing columns, an out-of-range percentile, or when ``counts`` names no dataset.
+    volume_unit: str = "voxels",
+    units: Mapping[str, str] | None = None,
+) -> Figure:
+    """The blob-statistics figure (paper Fig. 4) as a matplotlib Figure; see :func:`plot_blob_statistics`.
 
     Example:
-        >>> plot_blob_statistics(features, counts, "results/figures/blob_statistics.png")  # doctest: +SKIP
+        >>> feats = pd.DataFrame({"dataset": "a", "volume": [8.0, 27.0], "n_voxels": [8, 27], "compactness": 0.5,
+        ...                       "sphereness": 0.8, "stringness": 0.2, "skewness": 0.1})
+        >>> fig = blob_statistics_figure(feats, pd.DataFrame({"dataset": ["a"], "n_blobs": [2]}))
+        >>> fig.axes[1].get_ylabel()
+        'volume per blob (voxels)'
     """
-    from blobloss.io import atomic_path
-
     _require_columns(features, ("dataset", "volume", *SHAPE_FEATURES), "features")
     _require_columns(counts, ("dataset", "n_blobs"), "counts")
     if not 0 < float(percentile) <= 100:
@@ -170,33 +241,20 @@ def plot_blob_statistics(
     datasets = list(dict.fromkeys([*counts["dataset"].astype(str), *features["dataset"].astype(str)]))
     if not datasets:
         raise ValueError("counts names no dataset; pass the per-case counts of at least one dataset.")
+    volume_column, volume_label = _volume_column(features, volume_unit, units, datasets)
     features = features.assign(dataset=features["dataset"].astype(str))
     counts = counts.assign(dataset=counts["dataset"].astype(str))
     colours = dataset_palette(datasets)
-    pct = f"{float(percentile):g}th percentile"
+    cut = f"axis cut at the {float(percentile):g}th percentile; boxes from all values"
 
     fig = Figure(figsize=(15, 9))
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 3, gridspec_kw={"left": 0.05, "right": 0.99, "top": 0.96, "bottom": 0.12,
                                            "wspace": 0.22, "hspace": 0.3})
-    _box_panel(
-        axes[0, 0],
-        _cut_at_percentile(counts, "n_blobs", percentile),
-        "n_blobs",
-        datasets,
-        colours,
-        f"blobs per case (values > {pct} of each dataset dropped)",
-        "blobs per case",
-    )
-    _box_panel(
-        axes[0, 1],
-        _cut_at_percentile(features, "volume", percentile),
-        "volume",
-        datasets,
-        colours,
-        f"volume per blob (values > {pct} of each dataset dropped)",
-        volume_label,
-    )
+    _box_panel(axes[0, 0], counts, "n_blobs", datasets, colours, f"blobs per case ({cut})", "blobs per case",
+               percentile)
+    _box_panel(axes[0, 1], features, volume_column, datasets, colours, f"volume per blob ({cut})", volume_label,
+               percentile)
     for ax, column in zip((axes[0, 2], *axes[1]), SHAPE_FEATURES):
         _density_panel(ax, features, column, datasets, colours)
 
@@ -207,7 +265,56 @@ def plot_blob_statistics(
         for d in datasets
     ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), frameon=False)
+    return fig
 
+
+def plot_blob_statistics(
+    features: pd.DataFrame,
+    counts: pd.DataFrame,
+    out_png: str | PathLike[str],
+    percentile: float = 95,
+    volume_unit: str = "voxels",
+    units: Mapping[str, str] | None = None,
+    dpi: int = 150,
+) -> Path:
+    """Draw the blob-statistics figure (paper Fig. 4) and save it atomically.
+
+    Panels: blob count per case and volume per blob as box plots, and kernel density estimates of
+    compactness, sphereness, stringness and skewness; one colour per dataset in every panel, one legend.
+    The boxes (quartiles, 1.5 IQR whiskers) are computed on ALL values of each dataset; the y axis is then
+    cut at the ``percentile``-th percentile (the largest over the datasets), as the paper cuts its plots
+    "for visualisation purposes" (dropping the values first would move the quartiles). The individual
+    values are drawn on top (a random sample of at most 200 per dataset). Volumes are in one unit for the
+    whole figure: voxel counts by default (every dataset has them), or physical volumes with
+    ``volume_unit="physical"``, whose axis label names the unit, or says that the datasets' units differ.
+    NaN features (single-voxel blobs) are dropped; a dataset with fewer than two distinct values of a
+    feature gets no density in that panel; datasets without blobs still appear in the count panel.
+
+    Args:
+        features: Per-blob table with columns ``dataset``, ``volume``, ``n_voxels`` (for voxel units),
+            ``compactness``, ``sphereness``, ``stringness``, ``skewness`` (e.g. concatenated outputs of
+            :func:`blobloss.stats.dataset_features`); may be empty.
+        counts: Per-case table with columns ``dataset``, ``n_blobs`` (from :func:`blobloss.stats.case_counts`).
+        out_png: Output image; the format follows the extension (``.png``, ``.pdf``, ``.svg``).
+        percentile: Where the box panels' axes are cut, in ``(0, 100]``.
+        volume_unit: ``"voxels"`` (default) or ``"physical"`` (the ``volume`` column: voxel count times
+            the voxel volume from the header).
+        units: ``{dataset: spacing unit}`` (e.g. ``{"ms": "mm"}``) for the physical axis label.
+        dpi: Resolution of raster output.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: On missing columns, an out-of-range percentile, an unknown ``volume_unit``, or when
+            ``counts`` names no dataset.
+
+    Example:
+        >>> plot_blob_statistics(features, counts, "results/figures/blob_statistics.png")  # doctest: +SKIP
+    """
+    from blobloss.io import atomic_path
+
+    fig = blob_statistics_figure(features, counts, percentile=percentile, volume_unit=volume_unit, units=units)
     out = Path(out_png)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=dpi, format=out.suffix.lstrip(".").lower() or "png")

@@ -43,6 +43,10 @@ Example:
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum

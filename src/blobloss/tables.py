@@ -14,6 +14,10 @@ pipeline's long per-case metrics table (one row per dataset, setting, seed, chec
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -75,6 +79,9 @@ def blob_summary(features: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
 
 #: Columns that identify a run in the per-case table (besides ``seed`` and ``case``).
 RUN_COLUMNS: tuple[str, ...] = ("dataset", "setting", "loss", "lr", "alpha", "beta", "model", "checkpoint")
+#: Run columns carried into the summary when the per-case table has them (the loss options that differ
+#: from the loss's defaults, as blobloss.losses.settings.describe_loss_options writes them).
+OPTIONAL_RUN_COLUMNS: tuple[str, ...] = ("loss_options",)
 #: One row of the summary per group of these columns.
 GROUP_COLUMNS: tuple[str, ...] = ("dataset", "setting", "checkpoint")
 #: Summary columns -> the labels the paper's tables use.
@@ -97,6 +104,8 @@ LOSS_LABELS: dict[str, str] = {
     "blob_tversky": "blob tversky",
     "iw": "iw",
     "blob_dice_nomask": "blob dice (no masking)",
+    "bce": "bce",
+    "blob_bce": "blob bce",
 }
 MODEL_LABELS: dict[str, str] = {"basicunet": "BasicUNet", "unetr": "UNETR"}
 POOLED_COLUMNS: tuple[str, ...] = (
@@ -233,6 +242,7 @@ def summarize_runs(per_case: pd.DataFrame) -> pd.DataFrame:
                 "concatenate each metrics table once."
             )
         row = {column: _single_value(frame[column], column, group) for column in RUN_COLUMNS}
+        row.update({c: _single_value(frame[c], c, group) for c in OPTIONAL_RUN_COLUMNS if c in frame.columns})
         row["n_seeds"] = int(frame["seed"].nunique())
         stats = aggregate(frame)
         row["n_cases"] = int(frame["case"].nunique())
@@ -314,14 +324,23 @@ def _select_rows(
     return pd.concat(parts).reset_index(drop=True)
 
 
-def loss_label(loss: str) -> str:
-    """Human-readable name of a loss, e.g. ``"blob_dice"`` -> ``"blob dice"``.
+def loss_label(loss: str, options: Any = None) -> str:
+    """Human-readable name of a loss, e.g. ``"blob_dice"`` -> ``"blob dice"``, with its non-default options.
+
+    Args:
+        loss: The loss name.
+        options: The text of the options that differ from the loss's defaults (the run column
+            ``loss_options``, from :func:`blobloss.losses.settings.describe_loss_options`); empty or NaN
+            for none.
 
     Example:
-        >>> loss_label("blob_tversky"), loss_label("my_loss")
-        ('blob tversky', 'my loss')
+        >>> loss_label("blob_tversky"), loss_label("my_loss"), loss_label("blob_dice", "logit masking")
+        ('blob tversky', 'my loss', 'blob dice (logit masking)')
     """
-    return LOSS_LABELS.get(str(loss), str(loss).replace("_", " "))
+    label = LOSS_LABELS.get(str(loss), str(loss).replace("_", " "))
+    if isinstance(options, str) and options.strip():
+        label += f" ({options.strip()})"
+    return label
 
 
 def _alpha_beta_text(alpha: Any, beta: Any) -> str:
@@ -332,7 +351,8 @@ def _alpha_beta_text(alpha: Any, beta: Any) -> str:
 
 def _labels(rows: pd.DataFrame, with_alpha_beta: bool) -> list[str]:
     """Loss labels, qualified where one loss appears with other alpha/beta, model or setting."""
-    labels = [loss_label(loss) for loss in rows["loss"]]
+    options = rows["loss_options"] if "loss_options" in rows.columns else [None] * len(rows)
+    labels = [loss_label(loss, opts) for loss, opts in zip(rows["loss"], options)]
     if with_alpha_beta:  # alpha/beta where one loss and model appear with several (alpha, beta)
         for _key, index in rows.groupby(["dataset", "loss", "model"], sort=False, dropna=False).groups.items():
             ab = [_alpha_beta_text(rows.at[i, "alpha"], rows.at[i, "beta"]) for i in index]

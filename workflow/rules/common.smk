@@ -9,6 +9,7 @@ from blobloss.data.checks import check_patch_size
 from blobloss.data.convert import discover_cases
 from blobloss.data.split import make_split
 from blobloss.errors import BlobLossError
+from blobloss.losses.settings import describe_loss_options, loss_config
 
 # Jobs run the thin scripts in scripts/; they import the package from src/ even in a conda env that
 # does not install it.
@@ -200,6 +201,18 @@ def dataset_split(dataset):
 # Training, inference and evaluation settings
 # ---------------------------------------------------------------------------------------------------
 SETTINGS = {name: {st["name"]: st for st in ds["training"]["losses"]} for name, ds in DATASETS.items()}
+# The keys of a setting that are not options of its loss.
+_SETTING_KEYS = ("name", "loss", "lr", "model")
+
+
+def setting_loss(dataset, setting):
+    """The complete loss entry of a setting, every default from the loss module (blobloss.losses.settings)."""
+    st = SETTINGS[dataset][setting]
+    options = {k: v for k, v in st.items() if k not in _SETTING_KEYS}
+    try:
+        return loss_config(st["loss"], **options)
+    except ValueError as err:
+        raise WorkflowError(f"dataset {dataset!r}, training.losses setting {setting!r}: {err}") from None
 SPLITS = {name: dataset_split(name) for name in DATASETS}
 
 
@@ -238,6 +251,8 @@ def _check_settings():
                     f"dataset {name!r}: evaluation.{table} names {unknown}, which are not in "
                     f"training.losses ({names})"
                 )
+        for setting in names:
+            setting_loss(name, setting)  # a bad loss option fails at parse time, naming the setting
 
 
 def _check_patch_against_cases(name, patch, pad):
@@ -290,7 +305,7 @@ def train_config(wildcards):
         {k: tr[k] for k in keys},
         model=model,
         optimizer=optimizer,
-        loss={"name": st["loss"], "alpha": st.get("alpha"), "beta": st.get("beta")},
+        loss=setting_loss(wildcards.dataset, wildcards.setting),
         seed=int(wildcards.seed),
     )
 
@@ -309,14 +324,15 @@ def run_columns(wildcards):
     """The columns that identify a run in the metrics tables."""
     ds = DATASETS[wildcards.dataset]
     st = SETTINGS[wildcards.dataset][wildcards.setting]
-    blob = st["loss"].startswith("blob_")
+    loss = setting_loss(wildcards.dataset, wildcards.setting)
     return {
         "dataset": wildcards.dataset,
         "setting": wildcards.setting,
         "loss": st["loss"],
         "lr": st.get("lr") or ds["training"]["optimizer"]["lr"],
-        "alpha": st.get("alpha", 2.0) if blob else None,
-        "beta": st.get("beta", 1.0) if blob else None,
+        "alpha": loss.get("alpha"),
+        "beta": loss.get("beta"),
+        "loss_options": describe_loss_options(loss),
         "model": st.get("model") or ds["training"]["model"]["name"],
         "seed": int(wildcards.seed),
         "checkpoint": wildcards.checkpoint,
@@ -350,7 +366,7 @@ def comparison_pair(dataset):
     settings = DATASETS[dataset]["training"]["losses"]
     plain = [st["name"] for st in settings if st["loss"] == "dice" and not st.get("model")]
     blob = [st["name"] for st in settings if st["loss"] == "blob_dice" and not st.get("model")
-            and st.get("alpha", 2) == 2 and st.get("beta", 1) == 1]
+            and setting_loss(dataset, st["name"]) == loss_config("blob_dice")]
     return (plain[0], blob[0]) if plain and blob else None
 
 

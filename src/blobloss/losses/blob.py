@@ -31,17 +31,23 @@ from torch import Tensor, nn
 from blobloss.losses.criteria import (
     Criterion,
     CriterionFn,
+    CriterionSettings,
     Implementation,
     MaskSpace,
+    _reject_unknown,
     dice_from_sums,
     parse_option,
     resolve_criterion,
+    settings_from_legacy,
     tversky_from_sums,
 )
+from blobloss.losses.settings import DEFAULT_ALPHA, DEFAULT_BETA
+from blobloss.losses.validation import LIMITED_UINTS, check_logits, check_map, check_values
 
 __all__ = [
     "BlobLoss",
     "BlobLossComponents",
+    "LossComponents",
     "fused_instance_losses",
     "loop_instance_losses",
 ]
@@ -56,8 +62,7 @@ _SPREAD = 32
 # until the table fits.
 _TABLE_FRACTION = 4
 _TABLE_MIN = 1 << 16
-# Unsigned dtypes beyond uint8 have few kernels in torch (no min/max, unique, ...): converted to int64.
-_LIMITED_UINTS = tuple(getattr(torch, name) for name in ("uint16", "uint32", "uint64") if hasattr(torch, name))
+_LIMITED_UINTS = LIMITED_UINTS
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,10 +179,7 @@ def _instance_losses(
     *,
     masking: bool,
     mask_space: MaskSpace,
-    smooth_nr: float,
-    smooth_dr: float,
-    tversky_alpha: float,
-    tversky_beta: float,
+    settings: CriterionSettings,
 ) -> Tensor:
     """Loss of every (element, id) from the sums, (B, J-1); meaningful where ``sums.is_inst``."""
     s, c = sums.s[:, 1:], sums.c[:, 1:]
@@ -192,10 +194,12 @@ def _instance_losses(
     # their (unused) ratios never divide 0 by 0, which would turn the masked gradient into NaN.
     if criterion is Criterion.DICE:
         c_safe = torch.where(sums.is_inst, c, 1.0)
-        return dice_from_sums(s, s + fp, c_safe, smooth_nr, smooth_dr)
+        return dice_from_sums(s, s + fp, c_safe, settings.smooth_nr, settings.smooth_dr)
     if criterion is Criterion.TVERSKY:
         c_safe = torch.where(sums.is_inst, c, 1.0)
-        return tversky_from_sums(s, fp, c_safe - s, tversky_alpha, tversky_beta, smooth_nr, smooth_dr)
+        return tversky_from_sums(
+            s, fp, c_safe - s, settings.tversky_alpha, settings.tversky_beta, settings.smooth_nr, settings.smooth_dr
+        )
     assert sums.a is not None and sums.q is not None
     a, q = sums.a[:, 1:], sums.q[:, 1:]
     numerator = a + sums.q[:, :1]
@@ -206,21 +210,15 @@ def _instance_losses(
     return numerator / sums.voxels
 
 
-def _global_losses(
-    sums: _Sums,
-    criterion: Criterion,
-    *,
-    smooth_nr: float,
-    smooth_dr: float,
-    tversky_alpha: float,
-    tversky_beta: float,
-) -> Tensor:
+def _global_losses(sums: _Sums, criterion: Criterion, settings: CriterionSettings) -> Tensor:
     """Criterion of each element against its binary target ``L > 0``, (B,)."""
     s_bg, s_fg, c_fg = sums.s[:, 0], sums.s[:, 1:].sum(1), sums.c[:, 1:].sum(1)
     if criterion is Criterion.DICE:
-        return dice_from_sums(s_fg, s_fg + s_bg, c_fg, smooth_nr, smooth_dr)
+        return dice_from_sums(s_fg, s_fg + s_bg, c_fg, settings.smooth_nr, settings.smooth_dr)
     if criterion is Criterion.TVERSKY:
-        return tversky_from_sums(s_fg, s_bg, c_fg - s_fg, tversky_alpha, tversky_beta, smooth_nr, smooth_dr)
+        return tversky_from_sums(
+            s_fg, s_bg, c_fg - s_fg, settings.tversky_alpha, settings.tversky_beta, settings.smooth_nr, settings.smooth_dr
+        )
     assert sums.a is not None and sums.q is not None
     return (sums.a[:, 1:].sum(1) + sums.q[:, 0]) / sums.voxels
 
@@ -258,10 +256,7 @@ def _fused_terms(
     criterion: Criterion,
     masking: bool,
     mask_space: MaskSpace,
-    smooth_nr: float,
-    smooth_dr: float,
-    tversky_alpha: float,
-    tversky_beta: float,
+    settings: CriterionSettings,
     running_mean: bool,
     want_global: bool,
     want_blob: bool,
@@ -272,7 +267,8 @@ def _fused_terms(
     Args:
         logits: (B, ...) raw network output (any shape with the batch first, e.g. (B, 1, *spatial)).
         instances: Integer ids, same shape.
-        criterion, masking, mask_space, smooth_nr, smooth_dr, tversky_alpha, tversky_beta: As BlobLoss.
+        criterion, masking, mask_space: As BlobLoss.
+        settings: The criterion options.
         running_mean: Aggregate the blob term as the published code (see :func:`_published_running_mean`).
         want_global: Compute the global term.
         want_blob: Compute the blob term.
@@ -284,17 +280,11 @@ def _fused_terms(
     probs = torch.sigmoid(logits)
     bce = criterion is Criterion.BCE
     sums = _instance_sums(probs, instances, bce=bce, logits=logits if bce else None, max_id=max_id)
-    smooth = {
-        "smooth_nr": smooth_nr,
-        "smooth_dr": smooth_dr,
-        "tversky_alpha": tversky_alpha,
-        "tversky_beta": tversky_beta,
-    }
     global_term = blob_term = None
     if want_global:
-        global_term = _global_losses(sums, criterion, **smooth).mean()
+        global_term = _global_losses(sums, criterion, settings).mean()
     if want_blob:
-        loss = _instance_losses(sums, criterion, masking=masking, mask_space=mask_space, **smooth)
+        loss = _instance_losses(sums, criterion, masking=masking, mask_space=mask_space, settings=settings)
         blob_term = _published_running_mean(sums, loss) if running_mean else _blob_term(sums, loss)
     return global_term, blob_term
 
@@ -304,14 +294,12 @@ def fused_instance_losses(
     instances: Tensor,
     criterion: str | Criterion,
     *,
-    smooth_nr: float = 1e-5,
-    smooth_dr: float = 1e-5,
-    tversky_alpha: float = 0.3,
-    tversky_beta: float = 0.7,
+    criterion_settings: CriterionSettings | None = None,
     masking: bool = True,
     mask_space: str | MaskSpace = "probabilities",
     logits: Tensor | None = None,
     max_id: int | None = None,
+    **deprecated: float,
 ) -> tuple[Tensor, Tensor]:
     """Mean instance loss of every batch element, for all instances in one scatter-add pass.
 
@@ -342,14 +330,14 @@ def fused_instance_losses(
             channel of a softmax. Not validated here (no host sync); :class:`BlobLoss` validates.
         instances: (B, *spatial) integer instance ids, 0 = background, ids need not be contiguous.
         criterion: ``"dice"``, ``"tversky"`` or ``"bce"``.
-        smooth_nr: Dice / Tversky numerator smoothing.
-        smooth_dr: Dice / Tversky denominator smoothing.
-        tversky_alpha: Tversky false-positive weight.
-        tversky_beta: Tversky false-negative weight.
+        criterion_settings: Smoothing and Tversky weights (:class:`~blobloss.losses.CriterionSettings`;
+            default: MONAI's smoothing 1e-5 and the paper's Tversky 0.3 / 0.7).
         masking: Mask the other instances (True, the blob loss) or not (the ablation).
         mask_space: ``"probabilities"`` (default, paper) or ``"logits"`` (published example).
         logits: Optional (B, *spatial) logits with ``probs == sigmoid(logits)``; only used by BCE.
         max_id: The largest id in ``instances`` if known (avoids a host sync); must not be smaller.
+        **deprecated: The old keywords ``smooth_nr``, ``smooth_dr``, ``tversky_alpha``, ``tversky_beta``
+            still work, with a DeprecationWarning that shows the ``criterion_settings`` form.
 
     Returns:
         ``(element_loss, has_instances)``: ``element_loss`` (B,) float, the mean loss over each element's
@@ -359,10 +347,13 @@ def fused_instance_losses(
         >>> probs = torch.full((1, 4, 4), 0.5)
         >>> inst = torch.zeros(1, 4, 4, dtype=torch.long)
         >>> inst[0, 0, 0], inst[0, 3, 3] = 3, 7
-        >>> loss, has = fused_instance_losses(probs, inst, "dice", smooth_nr=0, smooth_dr=0)
+        >>> no_smoothing = CriterionSettings(smooth_nr=0, smooth_dr=0)
+        >>> loss, has = fused_instance_losses(probs, inst, "dice", criterion_settings=no_smoothing)
         >>> round(float(loss[0]), 4), bool(has[0])  # each instance: 1 - 2*0.5 / (1 + 0.5 + 7)
         (0.8824, True)
     """
+    _reject_unknown(deprecated, "fused_instance_losses")
+    settings = settings_from_legacy(criterion_settings, deprecated, "fused_instance_losses")
     crit = parse_option(criterion, Criterion, "criterion")
     space = parse_option(mask_space, MaskSpace, "mask_space")
     if probs.shape != instances.shape:
@@ -382,16 +373,7 @@ def fused_instance_losses(
     if probs.ndim < 2 or probs.numel() == 0:
         raise ValueError(f"probs must have shape (B, *spatial) with at least one voxel, got {tuple(probs.shape)}.")
     sums = _instance_sums(probs, instances, bce=crit is Criterion.BCE, logits=logits, max_id=max_id)
-    loss = _instance_losses(
-        sums,
-        crit,
-        masking=masking,
-        mask_space=space,
-        smooth_nr=smooth_nr,
-        smooth_dr=smooth_dr,
-        tversky_alpha=tversky_alpha,
-        tversky_beta=tversky_beta,
-    )
+    loss = _instance_losses(sums, crit, masking=masking, mask_space=space, settings=settings)
     return _mean_over_instances(sums, loss), sums.n_inst > 0
 
 
@@ -473,13 +455,15 @@ def _aggregate_loop(per_element: Sequence[Sequence[Tensor]], like: Tensor, runni
 # Module
 # --------------------------------------------------------------------------------------------------
 class BlobLossComponents(NamedTuple):
-    """The terms of one blob loss evaluation.
+    """The terms of one loss evaluation (every loss of :mod:`blobloss.losses` returns these).
 
     Attributes:
-        total: ``alpha * global_term + beta * blob_term`` (scalar).
-        global_term: The criterion on the whole batch against ``instances > 0`` (mean over elements);
-            None when ``alpha == 0`` (not computed).
-        blob_term: Mean over elements with instances of the mean instance loss; None when ``beta == 0``.
+        total: The loss, ``alpha * global_term + beta * blob_term`` for the blob losses (scalar).
+        global_term: The criterion on the whole batch against ``instances > 0`` (mean over elements); for
+            :class:`~blobloss.losses.InverseWeightingLoss` the weighted criterion. None when ``alpha == 0``
+            (not computed).
+        blob_term: Mean over elements with instances of the mean instance loss; None when ``beta == 0``
+            and for the inverse weighting loss (it has no instance term).
     """
 
     total: Tensor
@@ -487,10 +471,18 @@ class BlobLossComponents(NamedTuple):
     blob_term: Tensor | None
 
 
+#: The name every loss uses for its terms (:class:`BlobLossComponents`).
+LossComponents = BlobLossComponents
+
+
 def _check_weight(value: float, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
     return float(value)
+
+
+def _detached(parts: BlobLossComponents) -> BlobLossComponents:
+    return BlobLossComponents(*(t.detach() if t is not None else None for t in parts))
 
 
 class BlobLoss(nn.Module):
@@ -516,10 +508,9 @@ class BlobLoss(nn.Module):
             count as p = 0.5; results differ on trained networks.
         masking: False computes the no-masking ablation (``criterion(p, instances == n)``).
         implementation: ``"auto"`` (fused for built-in criteria, loop otherwise), ``"fused"`` or ``"loop"``.
-        smooth_nr: Dice / Tversky numerator smoothing (MONAI default 1e-5).
-        smooth_dr: Dice / Tversky denominator smoothing (MONAI default 1e-5).
-        tversky_alpha: Tversky false-positive weight (paper 0.3).
-        tversky_beta: Tversky false-negative weight (paper 0.7).
+            The loop with a built-in criterion uses MONAI's losses (``pip install "blobloss[monai]"``).
+        criterion_settings: Smoothing and Tversky weights of the built-in criteria
+            (:class:`~blobloss.losses.CriterionSettings`: smooth_nr = smooth_dr = 1e-5, Tversky 0.3 / 0.7).
         published_running_mean: Reproduce the running-mean aggregation of the published no-masking code
             (and of its first masked version): after every instance, the running mean of the element's
             instance losses is appended, and the blob term is the mean of all appended values. Off by
@@ -533,6 +524,8 @@ class BlobLoss(nn.Module):
             they give wrong results or an indexing error.
         compile: Run the fused computation through ``torch.compile(dynamic=True)`` (falls back to eager,
             with a warning, if compilation fails). Meant for GPUs; on CPU it was slower than eager.
+        **deprecated: The old keywords ``smooth_nr``, ``smooth_dr``, ``tversky_alpha``, ``tversky_beta``
+            still work, with a DeprecationWarning that shows the ``criterion_settings`` form.
 
     Shapes:
         logits: (B, 1, *spatial) raw network output (2D or 3D spatial).
@@ -555,34 +548,26 @@ class BlobLoss(nn.Module):
     def __init__(
         self,
         criterion: str | Criterion | CriterionFn = "dice",
-        alpha: float = 2.0,
-        beta: float = 1.0,
+        alpha: float = DEFAULT_ALPHA,
+        beta: float = DEFAULT_BETA,
         mask_space: str | MaskSpace = "probabilities",
         masking: bool = True,
         implementation: str | Implementation = "auto",
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        tversky_alpha: float = 0.3,
-        tversky_beta: float = 0.7,
+        *,
+        criterion_settings: CriterionSettings | None = None,
         published_running_mean: bool = False,
         check_inputs: bool = True,
         max_instance_id: int | None = None,
         compile: bool = False,
+        **deprecated: float,
     ) -> None:
         super().__init__()
+        _reject_unknown(deprecated, "BlobLoss")
         self.alpha = _check_weight(alpha, "alpha")
         self.beta = _check_weight(beta, "beta")
         if self.alpha == 0 and self.beta == 0:
             raise ValueError("alpha and beta are both 0, so the loss would be constant; set one of them > 0.")
-        for name, value in (
-            ("smooth_nr", smooth_nr),
-            ("smooth_dr", smooth_dr),
-            ("tversky_alpha", tversky_alpha),
-            ("tversky_beta", tversky_beta),
-        ):
-            _check_weight(value, name)
-        self.smooth_nr, self.smooth_dr = float(smooth_nr), float(smooth_dr)
-        self.tversky_alpha, self.tversky_beta = float(tversky_alpha), float(tversky_beta)
+        self.criterion_settings = settings_from_legacy(criterion_settings, deprecated, "BlobLoss")
         self.mask_space = parse_option(mask_space, MaskSpace, "mask_space")
         self.masking = bool(masking)
         self.published_running_mean = bool(published_running_mean)
@@ -594,16 +579,17 @@ class BlobLoss(nn.Module):
         self.max_instance_id = max_instance_id
 
         self.builtin, self.criterion_fn, self.implementation = resolve_criterion(
-            criterion,
-            implementation,
-            smooth_nr=self.smooth_nr,
-            smooth_dr=self.smooth_dr,
-            tversky_alpha=self.tversky_alpha,
-            tversky_beta=self.tversky_beta,
+            criterion, implementation, self.criterion_settings
         )
         self.compile = bool(compile)
         self._compiled_terms: Callable[..., tuple[Tensor | None, Tensor | None]] | None = None
         self.last_components: BlobLossComponents | None = None
+
+    # the criterion options, read-only (they live in ``criterion_settings``)
+    smooth_nr = property(lambda self: self.criterion_settings.smooth_nr)
+    smooth_dr = property(lambda self: self.criterion_settings.smooth_dr)
+    tversky_alpha = property(lambda self: self.criterion_settings.tversky_alpha)
+    tversky_beta = property(lambda self: self.criterion_settings.tversky_beta)
 
     def extra_repr(self) -> str:
         crit = self.builtin.value if self.builtin is not None else type(self.criterion_fn).__name__
@@ -615,71 +601,16 @@ class BlobLoss(nn.Module):
     # ---------------------------------------------------------------------------------------------
     def _validate(self, logits: Tensor, instances: Tensor) -> tuple[Tensor, int | None]:
         """Check shapes, dtypes and (with ``check_inputs``) values; return integer ids and the max id."""
-        if not isinstance(logits, Tensor) or not isinstance(instances, Tensor):
-            raise TypeError(
-                f"logits and instances must be torch tensors, got {type(logits).__name__} and "
-                f"{type(instances).__name__}."
-            )
-        if not logits.is_floating_point():
-            raise TypeError(f"logits must be a floating point tensor (raw network output), got {logits.dtype}.")
-        if logits.ndim < 3:
-            raise ValueError(
-                f"logits must have shape (B, 1, *spatial) with 2 or 3 spatial axes, got {tuple(logits.shape)}."
-            )
-        if logits.shape[1] != 1:
-            raise ValueError(
-                f"BlobLoss is the binary loss and needs 1 channel, got logits {tuple(logits.shape)} with "
-                f"{logits.shape[1]} channels; for several classes use the multi-class blob loss "
-                "(blobloss.losses.MultiClassBlobLoss)."
-            )
-        if instances.shape != logits.shape:
-            hint = ""
-            if instances.shape == logits.shape[:1] + logits.shape[2:]:
-                hint = " (add the channel axis: instances.unsqueeze(1))"
-            raise ValueError(
-                f"instances {tuple(instances.shape)} must have the shape of logits {tuple(logits.shape)}{hint}."
-            )
-        if instances.device != logits.device:
-            raise ValueError(f"instances are on {instances.device} but logits on {logits.device}; move them together.")
-        if logits.numel() == 0:
-            raise ValueError(f"logits {tuple(logits.shape)} are empty.")
-        if instances.dtype == torch.bool:
-            raise TypeError(
-                "instances is a bool tensor (a binary label), but the blob loss needs instance ids: label the "
-                "connected components first, e.g. cc3d.connected_components(label > 0, connectivity=26)."
-            )
-        if instances.is_complex():
-            raise TypeError(f"instances must hold integer ids, got {instances.dtype}.")
-        if instances.dtype in _LIMITED_UINTS:
-            instances = instances.to(torch.int64)
-        is_float = instances.is_floating_point()
+        check_logits(logits)
+        instances = check_map(instances, "instances", logits)
         max_id = self.max_instance_id
         if self.check_inputs:
-            # One pass per tensor and a single host sync: a NaN or Inf anywhere makes the sum non-finite.
-            lowest, highest = torch.aminmax(instances.reshape(-1))
-            flags = [logits.detach().sum().to(torch.float64), lowest.to(torch.float64), highest.to(torch.float64)]
-            if is_float:
-                flags.append((instances != torch.trunc(instances)).any().to(torch.float64))
-            values = torch.stack(flags).tolist()  # the one host sync
-            if not math.isfinite(values[0]):
-                raise ValueError(
-                    "logits contain NaN or Inf; the loss would be NaN. Check the network output (learning rate, "
-                    "mixed precision overflow, input normalisation)."
-                )
-            if is_float and values[3]:
-                raise ValueError(
-                    "instances is a float tensor with non-integer (or NaN) values; instance ids must be whole "
-                    "numbers (use nearest-neighbour interpolation when resampling instance maps)."
-                )
-            if values[1] < 0:
-                raise ValueError(
-                    f"instances contain negative ids (min {values[1]:g}); ids must be >= 0, 0 = background."
-                )
-            found = int(values[2])
+            ranges, _ = check_values(logits, {"instances": instances})
+            found = int(ranges["instances"][1])
             if max_id is not None and found > max_id:
                 raise ValueError(f"instances contain id {found} > max_instance_id={max_id}; raise max_instance_id.")
             max_id = found if max_id is None else max_id
-        if is_float:
+        if instances.is_floating_point():
             instances = instances.to(torch.int64)
         return instances, max_id
 
@@ -705,7 +636,7 @@ class BlobLoss(nn.Module):
             parts = self._fused(logits, instances, max_id)
         else:
             parts = self._loop(logits, instances)
-        self.last_components = BlobLossComponents(*(t.detach() if t is not None else None for t in parts))
+        self.last_components = _detached(parts)
         return parts
 
     def forward(self, logits: Tensor, instances: Tensor) -> Tensor:
@@ -738,10 +669,7 @@ class BlobLoss(nn.Module):
             "criterion": self.builtin,
             "masking": self.masking,
             "mask_space": self.mask_space,
-            "smooth_nr": self.smooth_nr,
-            "smooth_dr": self.smooth_dr,
-            "tversky_alpha": self.tversky_alpha,
-            "tversky_beta": self.tversky_beta,
+            "settings": self.criterion_settings,
             "running_mean": self.published_running_mean,
             "want_global": self.alpha > 0,
             "want_blob": self.beta > 0,

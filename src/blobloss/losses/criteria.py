@@ -1,107 +1,104 @@
-"""Option enums and the built-in criteria of the blob loss (soft Dice, Tversky, BCE).
+"""The built-in criteria of the blob loss (soft Dice, Tversky, BCE) and how a loss resolves its criterion.
 
 This module holds everything that is about *one* criterion, independent of instances:
 
-* the string options of :class:`~blobloss.losses.BlobLoss` as ``str`` enums with readable errors
-  (:class:`Criterion`, :class:`MaskSpace`, :class:`Implementation`, :func:`parse_option`);
 * the closed forms of soft Dice and Tversky from spatial sums (:func:`dice_from_sums`,
   :func:`tversky_from_sums`), shared by the fused path and the global term;
 * :func:`reference_criterion`, the per-call criterion modules the per-instance loop uses
-  (MONAI ``DiceLoss`` / ``TverskyLoss`` on probabilities, torch binary cross-entropy).
+  (MONAI ``DiceLoss`` / ``TverskyLoss`` on probabilities, torch binary cross-entropy);
+* :func:`resolve_criterion`, shared by the blob losses.
 
-Conventions follow MONAI's defaults (``DiceLoss(sigmoid=True)``: ``smooth_nr = smooth_dr = 1e-5``,
-``squared_pred=False``; ``TverskyLoss`` with ``alpha = 0.3, beta = 0.7`` as in the paper).
+The options (:class:`CriterionSettings`, :class:`Criterion`, :class:`MaskSpace`, :class:`Implementation`,
+:func:`parse_option`) live in :mod:`blobloss.losses.settings` and are re-exported here. Conventions follow
+MONAI's defaults (``DiceLoss``: ``smooth_nr = smooth_dr = 1e-5``, ``squared_pred=False``; ``TverskyLoss``
+with ``alpha = 0.3, beta = 0.7`` as in the paper).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from enum import Enum
-from typing import TypeVar
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceLoss, TverskyLoss
 from torch import Tensor
 
+from blobloss.losses.settings import (
+    ClassReduction,
+    Criterion,
+    CriterionSettings,
+    Implementation,
+    MaskSpace,
+    parse_option,
+)
+
 __all__ = [
+    "ClassReduction",
     "Criterion",
     "CriterionFn",
+    "CriterionSettings",
     "Implementation",
     "MaskSpace",
     "dice_from_sums",
     "parse_option",
     "reference_criterion",
+    "resolve_criterion",
     "tversky_from_sums",
 ]
 
-#: A criterion called as ``criterion(probabilities, target)`` returning a scalar tensor.
-CriterionFn = Callable[[Tensor, Tensor], Tensor]
+_LEGACY_FIELDS = ("smooth_nr", "smooth_dr", "tversky_alpha", "tversky_beta")
 
 
-class Criterion(str, Enum):
-    """Built-in criteria with a fused (instance-count independent) implementation."""
-
-    DICE = "dice"
-    TVERSKY = "tversky"
-    BCE = "bce"
+def _reject_unknown(kwargs: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(kwargs) - set(_LEGACY_FIELDS))
+    if unknown:
+        raise TypeError(f"{where}() got unexpected keyword argument(s) {unknown}.")
 
 
-class MaskSpace(str, Enum):
-    """Where the keep-mask of an instance is applied.
-
-    ``PROBABILITIES`` (paper, default): masked voxels count as p = 0.
-    ``LOGITS`` (the authors' published example): the logits are multiplied by the mask, so masked
-    voxels count as p = sigmoid(0) = 0.5.
-    """
-
-    PROBABILITIES = "probabilities"
-    LOGITS = "logits"
-
-
-class Implementation(str, Enum):
-    """How the blob term is computed.
-
-    ``FUSED``: one scatter-add pass over the batch, cost independent of the instance count (built-in
-    criteria only). ``LOOP``: one criterion call per instance (any criterion; the reference).
-    ``AUTO``: fused for built-in criteria, loop otherwise.
-    """
-
-    AUTO = "auto"
-    FUSED = "fused"
-    LOOP = "loop"
-
-
-_E = TypeVar("_E", bound=Enum)
-
-
-def parse_option(value: object, enum_cls: type[_E], name: str) -> _E:
-    """Convert a string (or enum member) to ``enum_cls``, with an error listing the allowed values.
+def settings_from_legacy(
+    settings: CriterionSettings | Mapping[str, Any] | None,
+    legacy: Mapping[str, Any],
+    where: str,
+    stacklevel: int = 3,
+) -> CriterionSettings:
+    """The :class:`CriterionSettings` of a call that may still pass the old loose keywords.
 
     Args:
-        value: The user's value, e.g. ``"dice"`` or ``Criterion.DICE``; case-insensitive.
-        enum_cls: A ``str`` enum such as :class:`Criterion`.
-        name: The argument name shown in the error message.
+        settings: The new ``criterion_settings`` argument (a settings object, a mapping, or None).
+        legacy: The old keywords (``smooth_nr``, ``smooth_dr``, ``tversky_alpha``, ``tversky_beta``) that
+            were given (None values are ignored).
+        where: The function or class, shown in the warning.
+        stacklevel: Passed to :func:`warnings.warn`.
 
     Returns:
-        The enum member.
+        The settings.
 
     Raises:
-        ValueError: If ``value`` is not one of the allowed values.
-
-    Example:
-        >>> parse_option("Dice", Criterion, "criterion")
-        <Criterion.DICE: 'dice'>
+        ValueError: If both forms are given.
     """
-    if isinstance(value, enum_cls):
-        return value
-    allowed = [m.value for m in enum_cls]  # type: ignore[attr-defined]
-    if isinstance(value, str):
-        key = value.strip().lower()
-        for member in enum_cls:
-            if member.value == key:  # type: ignore[attr-defined]
-                return member
-    raise ValueError(f"{name}={value!r} is not supported; use one of {allowed}.")
+    given = {k: v for k, v in legacy.items() if v is not None}
+    if isinstance(settings, Mapping):
+        settings = CriterionSettings.from_mapping(settings, where="criterion_settings")
+    if not given:
+        return settings if settings is not None else CriterionSettings()
+    if settings is not None:
+        raise ValueError(
+            f"{where}: pass the criterion options either as criterion_settings=CriterionSettings(...) or as the "
+            f"deprecated keywords {sorted(given)}, not both."
+        )
+    new_form = ", ".join(f"{k}={v!r}" for k, v in given.items())
+    warnings.warn(
+        f"{where}: the keywords {sorted(given)} are deprecated; pass "
+        f"criterion_settings=CriterionSettings({new_form}) (from blobloss.losses import CriterionSettings).",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    return CriterionSettings(**given)
+
+
+#: A criterion called as ``criterion(probabilities, target)`` returning a scalar tensor.
+CriterionFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def dice_from_sums(
@@ -173,28 +170,27 @@ def _bce_on_probabilities(probabilities: Tensor, target: Tensor) -> Tensor:
 
 
 def reference_criterion(
-    criterion: Criterion,
-    *,
-    smooth_nr: float = 1e-5,
-    smooth_dr: float = 1e-5,
-    tversky_alpha: float = 0.3,
-    tversky_beta: float = 0.7,
+    criterion: Criterion, settings: CriterionSettings | None = None, **deprecated: float
 ) -> CriterionFn:
     """The straightforward module for a built-in criterion, called on probabilities.
 
     Used by the per-instance loop (``implementation="loop"``), which is the reference the fused path
     is tested against. Each returned callable takes ``(probabilities, target)`` of shape
-    ``(B, 1, *spatial)`` and returns the mean over the batch elements (MONAI ``batch=False``).
+    ``(B, 1, *spatial)`` and returns the mean over the batch elements (MONAI ``batch=False``). Dice and
+    Tversky are MONAI's losses, so this needs MONAI (``pip install "blobloss[monai]"``); the fused path
+    does not.
 
     Args:
         criterion: Which built-in criterion.
-        smooth_nr: Dice / Tversky numerator smoothing.
-        smooth_dr: Dice / Tversky denominator smoothing.
-        tversky_alpha: Tversky false-positive weight.
-        tversky_beta: Tversky false-negative weight.
+        settings: Smoothing and Tversky weights (defaults: :class:`CriterionSettings`).
+        **deprecated: The old keywords ``smooth_nr``, ``smooth_dr``, ``tversky_alpha``, ``tversky_beta``
+            (a DeprecationWarning shows the new form).
 
     Returns:
         A callable ``(probabilities, target) -> scalar tensor``.
+
+    Raises:
+        ImportError: For Dice / Tversky without MONAI installed, naming the extra to install.
 
     Example:
         >>> dice = reference_criterion(Criterion.DICE)
@@ -202,63 +198,57 @@ def reference_criterion(
         >>> round(float(dice(p, torch.ones_like(p))), 4)  # 1 - 2*8 / (16 + 8)
         0.3333
     """
-    if criterion is Criterion.DICE:
-        return DiceLoss(sigmoid=False, smooth_nr=smooth_nr, smooth_dr=smooth_dr)
-    if criterion is Criterion.TVERSKY:
-        return TverskyLoss(
-            sigmoid=False,
-            alpha=tversky_alpha,
-            beta=tversky_beta,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-        )
+    _reject_unknown(deprecated, "reference_criterion")
+    s = settings_from_legacy(settings, deprecated, "reference_criterion")
     if criterion is Criterion.BCE:
         return _bce_on_probabilities
-    raise ValueError(f"criterion={criterion!r} has no reference module; use one of {[c.value for c in Criterion]}.")
+    if criterion not in (Criterion.DICE, Criterion.TVERSKY):
+        raise ValueError(
+            f"criterion={criterion!r} has no reference module; use one of {[c.value for c in Criterion]}."
+        )
+    from blobloss._optional import require
+
+    monai_losses = require("monai.losses", extra="monai", purpose="the per-instance loop (implementation='loop')")
+    if criterion is Criterion.DICE:
+        return monai_losses.DiceLoss(sigmoid=False, smooth_nr=s.smooth_nr, smooth_dr=s.smooth_dr)
+    return monai_losses.TverskyLoss(
+        sigmoid=False, alpha=s.tversky_alpha, beta=s.tversky_beta, smooth_nr=s.smooth_nr, smooth_dr=s.smooth_dr
+    )
 
 
 def resolve_criterion(
     criterion: str | Criterion | CriterionFn,
     implementation: str | Implementation,
-    *,
-    smooth_nr: float,
-    smooth_dr: float,
-    tversky_alpha: float,
-    tversky_beta: float,
-) -> tuple[Criterion | None, CriterionFn, Implementation]:
+    settings: CriterionSettings | None = None,
+) -> tuple[Criterion | None, CriterionFn | None, Implementation]:
     """Resolve a loss's ``criterion`` and ``implementation`` options (shared by the blob losses).
 
     Args:
         criterion: A built-in name (``"dice"``, ``"tversky"``, ``"bce"``) or a callable
             ``criterion(probabilities, target) -> scalar``.
         implementation: ``"auto"`` (fused for built-in criteria, loop otherwise), ``"fused"`` or ``"loop"``.
-        smooth_nr, smooth_dr, tversky_alpha, tversky_beta: Settings of the built-in criteria.
+        settings: Options of the built-in criteria.
 
     Returns:
         ``(builtin, criterion_fn, implementation)``: the built-in criterion (None for a callable), the
-        per-instance criterion the loop calls, and the resolved implementation.
+        per-instance criterion the loop calls (None for a built-in criterion on the fused path, which does
+        not need it), and the resolved implementation.
 
     Raises:
         TypeError: If ``criterion`` is neither a known name nor callable.
         ValueError: On an unknown name, or ``implementation="fused"`` with a custom criterion.
 
     Example:
-        >>> b, fn, impl = resolve_criterion("dice", "auto", smooth_nr=1e-5, smooth_dr=1e-5,
-        ...                                 tversky_alpha=0.3, tversky_beta=0.7)
-        >>> b.value, impl.value
-        ('dice', 'fused')
+        >>> b, fn, impl = resolve_criterion("dice", "auto")
+        >>> b.value, fn, impl.value
+        ('dice', None, 'fused')
     """
     impl = parse_option(implementation, Implementation, "implementation")
     builtin: Criterion | None
+    criterion_fn: CriterionFn | None
     if isinstance(criterion, (str, Criterion)):
         builtin = parse_option(criterion, Criterion, "criterion")
-        criterion_fn: CriterionFn = reference_criterion(
-            builtin,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-            tversky_alpha=tversky_alpha,
-            tversky_beta=tversky_beta,
-        )
+        criterion_fn = None
     elif callable(criterion):
         builtin = None
         criterion_fn = criterion
@@ -274,4 +264,6 @@ def resolve_criterion(
             "implementation='fused' needs a built-in criterion ('dice', 'tversky' or 'bce'); "
             "use implementation='loop' (or 'auto') for a custom criterion."
         )
+    if builtin is not None and impl is Implementation.LOOP:
+        criterion_fn = reference_criterion(builtin, settings)
     return builtin, criterion_fn, impl

@@ -1,4 +1,4 @@
-"""Inverse weighting baseline (Shirokikh et al., MICCAI 2020), SPEC section 3.
+"""Inverse weighting baseline (Shirokikh et al., MICCAI 2020), docs/definitions.md section 3.
 
 Every voxel gets a weight that is inversely proportional to the size of the connected component it
 belongs to, so that small lesions weigh as much as large ones. Per training patch (batch element) with
@@ -31,6 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from blobloss.losses.blob import BlobLossComponents, _detached
+from blobloss.losses.settings import IW_CRITERIA
+from blobloss.losses.validation import check_id_dtype, check_logits, check_map, check_values
+
 __all__ = [
     "IW_CRITERIA",
     "InverseWeightingLoss",
@@ -39,9 +43,6 @@ __all__ = [
     "weighted_bce_loss",
     "weighted_dice_loss",
 ]
-
-#: Names accepted by :class:`InverseWeightingLoss` for its ``criterion`` argument.
-IW_CRITERIA: tuple[str, ...] = ("dice", "bce", "asl")
 
 WeightedCriterion = Callable[[Tensor, Tensor, Tensor], Tensor]
 
@@ -65,19 +66,13 @@ def _check_clip(clip: Sequence[float] | None) -> tuple[float, float] | None:
 
 
 def _check_instances(instances: Tensor, name: str = "instances") -> Tensor:
-    """Validate an instance map and return it as int64 ids.
+    """Validate an instance map of any shape ``(B, *patch)`` and return it as int64 ids.
 
     Integer tensors are accepted as they are; float tensors only when every value is a whole number (as
-    after a MONAI transform pipeline). Bool (a binary label, not ids), negative ids and a missing batch axis
-    raise errors. Costs one host synchronisation.
+    after a MONAI transform pipeline). The messages are those of :mod:`blobloss.losses.validation`. Costs
+    one host synchronisation.
     """
-    if not isinstance(instances, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(instances).__name__}.")
-    if instances.dtype == torch.bool or instances.is_complex():
-        raise ValueError(
-            f"{name} must hold integer instance ids (0 = background), got dtype {instances.dtype}; "
-            "label the mask's connected components first (blobloss.components / cc3d)."
-        )
+    instances = check_id_dtype(instances, name)
     if instances.dim() < 2:
         raise ValueError(
             f"{name} must have a batch axis and at least one more axis, got shape {tuple(instances.shape)}; "
@@ -85,19 +80,7 @@ def _check_instances(instances: Tensor, name: str = "instances") -> Tensor:
         )
     if instances.numel() == 0:
         return instances.to(torch.int64)
-    if instances.is_floating_point():
-        not_whole, low = torch.stack(
-            [(instances != torch.trunc(instances)).any().to(torch.float64), instances.min().to(torch.float64)]
-        ).tolist()
-        if not_whole:
-            raise ValueError(
-                f"{name} is a float tensor with non-integer (or NaN) values; instance ids must be whole numbers "
-                "(use nearest-neighbour interpolation when resampling instance maps)."
-            )
-    else:
-        low = float(instances.min())
-    if low < 0:
-        raise ValueError(f"{name} must be non-negative (0 = background), found minimum id {low:g}.")
+    check_values(None, {name: instances})
     return instances.to(torch.int64)
 
 
@@ -121,7 +104,8 @@ def inverse_weight_map(
         float32 tensor with the shape and device of ``instances``; it does not require grad.
 
     Raises:
-        ValueError: for bool maps, non-whole or negative ids, a missing batch axis, or a bad ``clip``.
+        TypeError: for bool (a binary label) or complex maps.
+        ValueError: for non-whole or negative ids, a missing batch axis, or a bad ``clip``.
 
     Example:
         >>> import torch
@@ -262,7 +246,7 @@ class InverseWeightingLoss(nn.Module):
         clip: ``(w_min, w_max)`` for the weights; ``None`` disables clipping.
         asl_beta: ``beta`` of the asymmetric similarity loss (only used with ``"asl"``).
         eps: denominator stabiliser for ``"dice"``/``"asl"`` (0 = as published).
-        check_inputs: raise on NaN/Inf logits (one extra host sync per call). Instance ids are always
+        check_inputs: raise on NaN/Inf logits (read in the same host sync as the id checks). Instance ids are always
             validated (the weight map needs their values anyway).
 
     Shapes:
@@ -306,13 +290,59 @@ class InverseWeightingLoss(nn.Module):
         self.asl_beta = float(asl_beta)
         self.eps = float(eps)
         self.check_inputs = bool(check_inputs)
+        self.last_components: BlobLossComponents | None = None
 
     def extra_repr(self) -> str:
         name = self.criterion if isinstance(self.criterion, str) else getattr(self.criterion, "__name__", "callable")
         return f"criterion={name!r}, clip={self.clip}"
 
+    def components(self, logits: Tensor, instances: Tensor, weight: Tensor | None = None) -> BlobLossComponents:
+        """Compute the loss as the terms every loss of :mod:`blobloss.losses` returns.
+
+        Args:
+            logits: ``(B, 1, *spatial)`` raw network output.
+            instances: ``(B, 1, *spatial)`` integer instance ids.
+            weight: optional precomputed weight map (e.g. from the data loader), same shape; computed from
+                ``instances`` when ``None``.
+
+        Returns:
+            ``BlobLossComponents(total, global_term, blob_term)`` with ``global_term = total`` (the weighted
+            criterion) and ``blob_term = None`` (there is no instance term).
+
+        Example:
+            >>> loss_fn = InverseWeightingLoss("bce")
+            >>> parts = loss_fn.components(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4, dtype=torch.long))
+            >>> round(float(parts.total), 4), parts.blob_term  # ln 2, weight 1 everywhere
+            (0.6931, None)
+        """
+        check_logits(logits)
+        instances = check_map(instances, "instances", logits)
+        if weight is not None:
+            if not isinstance(weight, Tensor) or tuple(weight.shape) != tuple(logits.shape):
+                raise ValueError(
+                    f"weight {tuple(getattr(weight, 'shape', ()))} must have the shape of logits {tuple(logits.shape)}."
+                )
+        # instance values are always checked (the weight map needs them); logits only with check_inputs
+        check_values(logits if self.check_inputs else None, {"instances": instances})
+        ids = instances.to(torch.int64)
+        if weight is None:
+            weight = _weight_map(ids, self.clip)
+        weight = weight.to(dtype=logits.dtype, device=logits.device)
+        target = (ids > 0).to(logits.dtype)
+        if not isinstance(self.criterion, str):
+            loss = self.criterion(logits, target, weight)
+        elif self.criterion == "dice":
+            loss = weighted_dice_loss(logits, target, weight, eps=self.eps)
+        elif self.criterion == "bce":
+            loss = weighted_bce_loss(logits, target, weight)
+        else:
+            loss = weighted_asl_loss(logits, target, weight, beta=self.asl_beta, eps=self.eps)
+        parts = BlobLossComponents(loss, loss, None)
+        self.last_components = _detached(parts)
+        return parts
+
     def forward(self, logits: Tensor, instances: Tensor, weight: Tensor | None = None) -> Tensor:
-        """Compute the loss.
+        """Compute the loss (scalar); its terms in ``last_components``.
 
         Args:
             logits: ``(B, 1, *spatial)`` raw network output.
@@ -323,39 +353,4 @@ class InverseWeightingLoss(nn.Module):
         Returns:
             Scalar loss tensor.
         """
-        if not isinstance(logits, Tensor) or not logits.is_floating_point():
-            raise ValueError(
-                f"logits must be a floating-point tensor, got "
-                f"{getattr(logits, 'dtype', type(logits).__name__)}."
-            )
-        if logits.dim() < 3 or logits.shape[1] != 1:
-            raise ValueError(
-                f"logits must have shape (B, 1, *spatial) (one sigmoid channel), got {tuple(logits.shape)}."
-            )
-        if not isinstance(instances, Tensor) or instances.shape != logits.shape:
-            hint = ""
-            if isinstance(instances, Tensor) and instances.shape == logits.shape[:1] + logits.shape[2:]:
-                hint = " (add the channel axis: instances.unsqueeze(1))"
-            raise ValueError(
-                f"instances shape {tuple(getattr(instances, 'shape', ()))} must equal logits shape "
-                f"{tuple(logits.shape)}{hint}."
-            )
-        if weight is not None and tuple(weight.shape) != tuple(logits.shape):
-            raise ValueError(f"weight shape {tuple(weight.shape)} must equal logits shape {tuple(logits.shape)}.")
-        if self.check_inputs and not bool(torch.isfinite(logits).all()):
-            raise ValueError(
-                "logits contain NaN or Inf; the loss would be NaN. Check the network output (learning rate, "
-                "mixed precision overflow, input normalisation)."
-            )
-        ids = _check_instances(instances)
-        if weight is None:
-            weight = _weight_map(ids, self.clip)
-        weight = weight.to(dtype=logits.dtype, device=logits.device)
-        target = (ids > 0).to(logits.dtype)
-        if not isinstance(self.criterion, str):
-            return self.criterion(logits, target, weight)
-        if self.criterion == "dice":
-            return weighted_dice_loss(logits, target, weight, eps=self.eps)
-        if self.criterion == "bce":
-            return weighted_bce_loss(logits, target, weight)
-        return weighted_asl_loss(logits, target, weight, beta=self.asl_beta, eps=self.eps)
+        return self.components(logits, instances, weight).total

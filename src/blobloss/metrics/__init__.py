@@ -33,6 +33,10 @@ Compatibility: nothing here calls ``np.in1d`` (removed in NumPy 2.4) or pymia's 
 
 from __future__ import annotations
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 from blobloss.metrics._checks import check_pair as _check_pair
 from blobloss.metrics.case import (
     AGGREGATE_EXTRA_MEAN_COLUMNS,

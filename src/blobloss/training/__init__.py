@@ -6,6 +6,10 @@ Example:
     'ranger21'
 """
 
+from blobloss._optional import require_extra
+
+require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
+
 from blobloss.training.checkpoint import (
     capture_rng_state,
     load_checkpoint,

@@ -9,30 +9,32 @@
 | ``blob_tversky`` | ``BlobLoss("tversky", alpha, beta)`` |
 | ``blob_bce`` | ``BlobLoss("bce", alpha, beta)`` |
 | ``blob_dice_nomask`` | ``BlobLoss("dice", alpha, beta, masking=False)`` (paper Table 42 ablation) |
-| ``iw`` | inverse weighting Dice (Shirokikh et al. 2020), ``InverseWeightingLoss("dice")`` |
+| ``iw`` | inverse weighting (Shirokikh et al. 2020), ``InverseWeightingLoss("dice")`` (or ``iw_criterion``) |
 
-The plain losses use the same criterion definitions as the global term of the blob losses (SPEC section 2),
-so ``dice`` equals ``blob_dice`` with alpha = 1, beta = 0 (tested). ``alpha``/``beta`` belong to the
-``blob_*`` losses only; the paper's dice-only ablation point (1, 0) is ``dice`` (or ``blob_dice`` with
-``alpha=1, beta=0``, which computes the same number more slowly).
+The names, the options each loss takes and their defaults live in :mod:`blobloss.losses.settings`
+(:data:`~blobloss.losses.settings.LOSS_NAMES`, :func:`~blobloss.losses.settings.loss_config`); the config
+schema's loss list equals that list. Options of a config's loss entry: ``alpha``, ``beta``, ``mask_space``,
+``masking``, ``published_running_mean``, ``implementation`` and ``criterion`` (a mapping of
+:class:`~blobloss.losses.CriterionSettings` fields) for the ``blob_*`` losses; ``criterion`` for ``dice`` and
+``tversky``; ``iw_criterion`` (``dice``, ``bce`` or ``asl``) for ``iw``.
+
+The plain losses use the same criterion definitions as the global term of the blob losses
+(docs/definitions.md section 2), so ``dice`` equals ``blob_dice`` with alpha = 1, beta = 0 (tested). The
+paper's dice-only ablation point (1, 0) is ``dice`` (or ``blob_dice`` with ``alpha=1, beta=0``, which
+computes the same number more slowly).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch  # noqa: F401  (doctest namespace)
 from monai.losses import DiceLoss, TverskyLoss
 from torch import Tensor, nn
 
-__all__ = ["LOSS_NAMES", "SemanticLoss", "build_loss", "build_loss_from_config"]
+from blobloss.losses.settings import LOSS_NAMES, CriterionSettings, loss_config
 
-_BLOB_LOSSES: dict[str, dict] = {
-    "blob_dice": {"criterion": "dice"},
-    "blob_tversky": {"criterion": "tversky"},
-    "blob_bce": {"criterion": "bce"},
-    "blob_dice_nomask": {"criterion": "dice", "masking": False},
-}
-_PLAIN_LOSSES: tuple[str, ...] = ("dice", "tversky", "bce", "iw")
-LOSS_NAMES: tuple[str, ...] = _PLAIN_LOSSES + tuple(_BLOB_LOSSES)
+__all__ = ["LOSS_NAMES", "SemanticLoss", "build_loss", "build_loss_from_config"]
 
 
 class SemanticLoss(nn.Module):
@@ -68,7 +70,7 @@ def build_loss(
     beta: float | None = None,
     *,
     max_instance_id: int | None = None,
-    **options,
+    **options: Any,
 ) -> nn.Module:
     """Build a training loss by name; every loss is called as ``loss(logits, instances)``.
 
@@ -80,51 +82,65 @@ def build_loss(
             size their tables from it and skip the per-call value checks (``check_inputs=False``), so a
             training step has no host-device sync; the data must have been validated before (the training
             dataset does that when it caches the cases). Ignored by the other losses.
-        **options: Extra keyword arguments for ``BlobLoss`` (``mask_space``, ``implementation``) with the
-            ``blob_*`` losses, or for ``InverseWeightingLoss`` (``clip``, ``eps``) with ``iw``.
+        **options: The loss entry's options (see :func:`blobloss.losses.settings.loss_config`):
+            ``mask_space``, ``masking``, ``published_running_mean``, ``implementation``, ``criterion``
+            (mapping) for ``blob_*``; ``criterion`` for ``dice``/``tversky``; ``iw_criterion`` for ``iw``;
+            also ``clip`` and ``eps`` for ``iw`` (passed to ``InverseWeightingLoss``).
 
     Returns:
         A module mapping ``logits (B, 1, *spatial)`` float and ``instances (B, 1, *spatial)`` integer ids to
         a scalar loss.
 
     Raises:
-        ValueError: On an unknown name, or ``alpha``/``beta``/options given to a loss that has none.
+        ValueError: On an unknown name, or an option (``alpha``/``beta`` included) the loss does not take.
 
     Example:
-        >>> loss = build_loss("blob_dice", alpha=2, beta=1)
+        >>> loss = build_loss("blob_dice", alpha=2, beta=1, mask_space="logits")
         >>> logits = torch.zeros(2, 1, 8, 8, requires_grad=True)
         >>> inst = torch.zeros(2, 1, 8, 8, dtype=torch.int32); inst[0, 0, :2, :2] = 1; inst[0, 0, 5:, 5:] = 2
         >>> loss(logits, inst).backward()
+        >>> loss.mask_space.value
+        'logits'
     """
+    iw_extra = {k: options.pop(k) for k in ("clip", "eps") if k in options}
     key = str(name).lower()
-    if key not in LOSS_NAMES:
-        raise ValueError(f"Unknown loss {name!r}; choose one of {list(LOSS_NAMES)}.")
-    if key in _BLOB_LOSSES:
-        from blobloss.losses import BlobLoss
+    if iw_extra and key != "iw":
+        raise ValueError(f"loss {key!r} does not take option(s) {sorted(iw_extra)}: they apply to ['iw'].")
+    cfg = loss_config(key, alpha=alpha, beta=beta, **options)
+    settings = CriterionSettings.from_mapping(cfg.get("criterion"))
+    if key.startswith("blob_"):
+        from blobloss.losses import BlobLoss, settings as loss_settings
 
+        checks: dict[str, Any] = {}
         if max_instance_id is not None:
-            options = {"check_inputs": False, "max_instance_id": int(max_instance_id), **options}
+            checks = {"check_inputs": False, "max_instance_id": int(max_instance_id)}
         return BlobLoss(
-            alpha=2.0 if alpha is None else float(alpha),
-            beta=1.0 if beta is None else float(beta),
-            **_BLOB_LOSSES[key],
-            **options,
-        )
-    if alpha is not None or beta is not None:
-        raise ValueError(
-            f"alpha/beta apply only to the blob_* losses, got alpha={alpha!r}, beta={beta!r} for {key!r}; "
-            "remove them (the paper's (1, 0) ablation point is the plain 'dice' loss)."
+            loss_settings.BLOB_LOSSES[key]["criterion"],
+            alpha=cfg["alpha"],
+            beta=cfg["beta"],
+            mask_space=cfg["mask_space"],
+            masking=cfg["masking"],
+            implementation=cfg["implementation"],
+            published_running_mean=cfg["published_running_mean"],
+            criterion_settings=settings,
+            **checks,
         )
     if key == "iw":
         from blobloss.losses import InverseWeightingLoss
 
-        return InverseWeightingLoss("dice", **options)
-    if options:
-        raise ValueError(f"loss {key!r} takes no options, got {sorted(options)}.")
+        return InverseWeightingLoss(cfg["iw_criterion"], **iw_extra)
     if key == "dice":
-        return SemanticLoss(DiceLoss(sigmoid=True))
+        return SemanticLoss(DiceLoss(sigmoid=True, smooth_nr=settings.smooth_nr, smooth_dr=settings.smooth_dr))
     if key == "tversky":
-        return SemanticLoss(TverskyLoss(sigmoid=True, alpha=0.3, beta=0.7))
+        return SemanticLoss(
+            TverskyLoss(
+                sigmoid=True,
+                alpha=settings.tversky_alpha,
+                beta=settings.tversky_beta,
+                smooth_nr=settings.smooth_nr,
+                smooth_dr=settings.smooth_dr,
+            )
+        )
     return SemanticLoss(nn.BCEWithLogitsLoss())
 
 
@@ -132,8 +148,8 @@ def build_loss_from_config(loss_cfg: dict, max_instance_id: int | None = None) -
     """Build the loss described by the ``loss`` section of a training config.
 
     Args:
-        loss_cfg: Mapping with ``name`` and optionally ``alpha``, ``beta`` and loss options
-            (``mask_space``, ``implementation``, ``clip``, ``eps``). ``None`` values are dropped.
+        loss_cfg: Mapping with ``name`` and optionally ``alpha``, ``beta`` and the loss options (see
+            :func:`build_loss`; ``clip``, ``eps`` for ``iw``). ``None`` values are dropped.
         max_instance_id: See :func:`build_loss`.
 
     Example:
@@ -146,4 +162,3 @@ def build_loss_from_config(loss_cfg: dict, max_instance_id: int | None = None) -
     if "clip" in cfg:
         cfg["clip"] = tuple(cfg["clip"])
     return build_loss(**cfg, max_instance_id=max_instance_id)
-
