@@ -58,7 +58,7 @@ def _position_logits(x: np.ndarray) -> np.ndarray:
 
 
 def _hand_tta(image: np.ndarray, noise_copies: int, noise_std: float, seed: int) -> np.ndarray:
-    """The SPEC's TTA by hand: flips (inverted) + noisy copies, mean of sigmoid probabilities."""
+    """The defined TTA (docs/definitions.md section 6) by hand: flips (inverted) + noisy copies, mean of sigmoid probabilities."""
     nd = image.ndim - 1
     probs = []
     for k in range(nd + 1):

@@ -76,7 +76,7 @@ def test_reference_files_present():
 
 
 # --------------------------------------------------------------------------------------------------
-# reference cases (values from pymia with spacing on SimpleITK images; counts by the SPEC rule)
+# reference cases (values from pymia with spacing on SimpleITK images; counts by the definition)
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NONEMPTY_REF)
 def test_volumetric_matches_reference(name):
@@ -105,22 +105,22 @@ def test_instance_matches_reference(name, connectivity):
 
 @pytest.mark.parametrize("name", sorted(EMPTY_REF))
 def test_reference_empty_cases_counts_and_conventions(name):
-    """The JSON's empty rows hold pymia's raw sentinels; the counts still hold, the scores follow SPEC."""
+    """The JSON's empty rows hold pymia's raw sentinels; the counts still hold, the scores follow docs/definitions.md section 5."""
     pred, gt, spacing = _ref(name)
     expected = REF_CASES[name]["instance_conn26"]
     row = case_metrics(pred, gt, spacing=spacing)
     assert (row["tp"], row["fp"], row["fn"]) == (expected["tp"], expected["fp"], expected["fn"])
     key = (bool(row["gt_empty"]), bool(row["pred_empty"]))
-    for column, value in SPEC_EMPTY_TABLE[key].items():
+    for column, value in EMPTY_CASE_TABLE[key].items():
         assert _same(row[column], value), (name, column, row[column], value)
     # and never pymia's sentinels
     assert not any(isinstance(v, float) and math.isinf(v) for v in row.values())
 
 
 # --------------------------------------------------------------------------------------------------
-# SPEC section 5 empty-case table, 2D and 3D
+# docs/definitions.md section 5 empty-case table, 2D and 3D
 # --------------------------------------------------------------------------------------------------
-SPEC_EMPTY_TABLE = {
+EMPTY_CASE_TABLE = {
     # (gt_empty, pred_empty): values
     (True, True): dict(dsc=1.0, sensitivity=NAN, precision=NAN, surface_dice=1.0,
                        instance_sensitivity=1.0, instance_precision=1.0, f1=1.0),
@@ -132,7 +132,7 @@ SPEC_EMPTY_TABLE = {
 
 
 @pytest.mark.parametrize("shape", [(6, 7), (5, 6, 7)])
-@pytest.mark.parametrize("key", list(SPEC_EMPTY_TABLE))
+@pytest.mark.parametrize("key", list(EMPTY_CASE_TABLE))
 def test_empty_case_conventions(shape, key):
     gt_empty, pred_empty = key
     blob = np.zeros(shape, dtype=bool)
@@ -141,7 +141,7 @@ def test_empty_case_conventions(shape, key):
     pred = np.zeros(shape, bool) if pred_empty else blob
     row = case_metrics(pred, gt)
     assert row["gt_empty"] is gt_empty and row["pred_empty"] is pred_empty
-    for column, value in SPEC_EMPTY_TABLE[key].items():
+    for column, value in EMPTY_CASE_TABLE[key].items():
         assert _same(row[column], value), (column, row[column], value)
 
 
@@ -234,7 +234,7 @@ def test_connectivity_3d(second, expected_fn):
 
 
 def _brute_force_counts(pred: np.ndarray, gt: np.ndarray, connectivity: int) -> tuple[int, int, int]:
-    """The SPEC rule written out per blob (slow, obviously right)."""
+    """The definition written out per blob (slow, obviously right)."""
     lp, n_pred = cc3d.connected_components(pred, connectivity=connectivity, return_N=True)
     lg, n_gt = cc3d.connected_components(gt, connectivity=connectivity, return_N=True)
     tp = sum(bool(np.any(gt[lp == i])) for i in range(1, n_pred + 1))

@@ -1,4 +1,4 @@
-"""Tests for blobloss.stats: blob shape features (SPEC section 4) and per-case tables."""
+"""Tests for blobloss.stats: blob shape features (docs/definitions.md section 4) and per-case tables."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ SHAPES = {
     "two voxels": lambda: _pad(np.ones((2, 1, 1), bool)),
 }
 
-# SPEC section 4 table: V, D, compactness, sphereness, stringness, skewness (paper method, voxel units)
-SPEC_TABLE = [
+# docs/definitions.md section 4 table: V, D, compactness, sphereness, stringness, skewness (paper method, voxel units)
+SHAPE_TABLE = [
     ("ball", 4169, 20.0, 0.9953, 0.9984, 0.0016, 0.0),
     ("cube", 1000, 15.5885, 0.5042, 0.7959, 0.2041, 0.1111),
     ("line", 20, 19.0, 0.0056, 0.1773, 0.8227, 0.0526),
@@ -72,7 +72,7 @@ def _random_blobs(seed: int, shape=(24, 24, 24), n: int = 8) -> np.ndarray:
     return inst
 
 
-@pytest.mark.parametrize(("name", "volume", "diameter", "comp", "sph", "string", "skew"), SPEC_TABLE)
+@pytest.mark.parametrize(("name", "volume", "diameter", "comp", "sph", "string", "skew"), SHAPE_TABLE)
 def test_spec_table_paper_method(name, volume, diameter, comp, sph, string, skew) -> None:
     df = blob_features(SHAPES[name]())
     assert len(df) == 1
@@ -87,10 +87,10 @@ def test_spec_table_paper_method(name, volume, diameter, comp, sph, string, skew
     assert round(row["skewness"], 4) == skew
 
 
-@pytest.mark.parametrize(("name", "volume", "diameter", "comp", "sph", "string", "skew"), SPEC_TABLE)
+@pytest.mark.parametrize(("name", "volume", "diameter", "comp", "sph", "string", "skew"), SHAPE_TABLE)
 def test_spec_table_exact_method(name, volume, diameter, comp, sph, string, skew) -> None:
     row = blob_features(SHAPES[name](), method="exact").iloc[0]
-    # the SPEC's shapes have their true diameter between two voxels the paper method finds
+    # the reference shapes have their true diameter between two voxels the paper method finds
     assert round(row["D"], 4) == diameter
     assert round(row["compactness"], 4) == comp
     assert round(row["sphereness"], 4) == sph

@@ -1,4 +1,4 @@
-"""Instance maps: connected components of a binary label (SPEC section 1).
+"""Instance maps: connected components of a binary label (docs/definitions.md section 1).
 
 An instance ("blob") is a connected component of the foreground (``label > 0``). Components are computed
 with `cc3d <https://github.com/seung-lab/connected-components-3d>`_; the default connectivity is the cc3d
@@ -38,7 +38,7 @@ __all__ = [
 
 #: Connectivities cc3d supports, per number of spatial dimensions.
 VALID_CONNECTIVITY: dict[int, tuple[int, ...]] = {2: (4, 8), 3: (6, 18, 26)}
-#: Default connectivity per number of spatial dimensions (the cc3d default; SPEC section 1).
+#: Default connectivity per number of spatial dimensions (the cc3d default; docs/definitions.md section 1).
 DEFAULT_CONNECTIVITY: dict[int, int] = {2: 8, 3: 26}
 
 

@@ -1,4 +1,4 @@
-"""Inference: sliding-window prediction with test-time augmentation (SPEC section 6).
+"""Inference: sliding-window prediction with test-time augmentation (docs/definitions.md section 6).
 
 :func:`predict_case` runs MONAI ``sliding_window_inference`` over a whole ``(C, *spatial)`` volume and
 averages the sigmoid probabilities over the test-time-augmentation (TTA) variants:
@@ -53,7 +53,7 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 
-#: The paper's TTA: original + all flip combinations + 5 noisy copies (SPEC section 6).
+#: The paper's TTA: original + all flip combinations + 5 noisy copies (docs/definitions.md section 6).
 DEFAULT_TTA: dict[str, Any] = {"flips": True, "noise_copies": 5, "noise_std": 0.01, "seed": 0}
 
 #: Probability threshold of the binary prediction.

@@ -1,4 +1,4 @@
-"""Blob statistics (SPEC section 4, paper Fig. 4): per-blob shape features and per-case blob counts.
+"""Blob statistics (docs/definitions.md section 4, paper Fig. 4): per-blob shape features and per-case blob counts.
 
 Per blob with voxel coordinates P (V voxels):
 
@@ -22,7 +22,7 @@ volume = voxel count x prod(spacing) and ``d_eq`` is computed from that volume, 
 dimensionless. The centroid is rounded on the voxel grid (index space) before distances are measured.
 
 2D maps. A 2D instance map ``(X, Y)`` is treated as a single-slice 3D volume ``(X, Y, 1)`` with slice
-thickness 1 (spacing ``(sx, sy, 1.0)``), so the formulas stay the SPEC's; the "volume" of a 2D blob is then
+thickness 1 (spacing ``(sx, sy, 1.0)``), so the formulas stay those of docs/definitions.md section 4; the "volume" of a 2D blob is then
 its area (pixel count x sx x sy).
 
 Speed. Foreground voxel coordinates are grouped by label once (a stable sort of the flat indices), and
@@ -72,7 +72,7 @@ __all__ = [
 
 
 class FeatureMethod(str, Enum):
-    """How the maximum blob diameter ``D`` (and ``r_far``) is computed (SPEC section 4)."""
+    """How the maximum blob diameter ``D`` (and ``r_far``) is computed (docs/definitions.md section 4)."""
 
     PAPER = "paper"
     """Paper-faithful: rounded centroid -> farthest voxel (MOP) -> farthest voxel from MOP."""
@@ -249,7 +249,7 @@ def blob_features(
     spacing: Sequence[float] | None = None,
     method: FeatureMethod | str = FeatureMethod.PAPER,
 ) -> pd.DataFrame:
-    """Shape features of every blob in an instance map (SPEC section 4).
+    """Shape features of every blob in an instance map (docs/definitions.md section 4).
 
     Args:
         instances: Instance map, shape ``(X, Y, Z)`` or ``(X, Y)`` (treated as ``(X, Y, 1)``), non-negative

@@ -1,4 +1,4 @@
-# Connected components (SPEC section 1): one instance map per case, stored beside the label.
+# Connected components (docs/definitions.md section 1): one instance map per case, stored beside the label.
 
 
 def _given_instances(wildcards):

@@ -1,4 +1,4 @@
-# Sliding-window inference with test-time augmentation (SPEC section 6): one job per run and checkpoint
+# Sliding-window inference with test-time augmentation (docs/definitions.md section 6): one job per run and checkpoint
 # predicts every test case (the network is loaded once; on a cluster this is one job per model).
 
 

@@ -1,4 +1,4 @@
-# Blob statistics (SPEC section 4, paper Fig. 4): a feature table per dataset and one figure.
+# Blob statistics (docs/definitions.md section 4, paper Fig. 4): a feature table per dataset and one figure.
 
 
 rule blob_features:

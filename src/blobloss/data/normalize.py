@@ -1,4 +1,4 @@
-"""Intensity normalization of case images (SPEC section 7).
+"""Intensity normalization of case images (docs/definitions.md section 7).
 
 Methods (``NormalizationMethod``):
     * ``none``: cast to float32, values unchanged.

@@ -11,7 +11,7 @@ Each case holds
   noise plus a low-frequency multiplicative-looking bias field (a sum of a few slow cosine waves).
 
 Blobs that overlap or touch simply merge; the instance map is computed afterwards with ``cc3d`` (connectivity
-26 in 3D, 8 in 2D), so the instances are exactly the connected components of the label (SPEC section 1).
+26 in 3D, 8 in 2D), so the instances are exactly the connected components of the label (docs/definitions.md section 1).
 Everything depends only on ``seed`` and ``shape``; a 64x64x32 case takes a few tens of milliseconds.
 
 Example:
