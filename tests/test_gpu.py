@@ -179,3 +179,76 @@ def test_several_listed_devices_are_handed_out_one_per_job(
         with gpu_slot(lock_dir=tmp_path) as second:
             assert second == "3" and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"
+
+
+# A fake K-GPU job on a 3-GPU machine: records (devices, enter, exit); holds its slots for a while.
+MULTI_JOB = textwrap.dedent(
+    """
+    import os, sys, time
+    from blobloss.gpu import gpu_slot
+    lock_dir, out, count, hold = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    with gpu_slot(n_gpus=3, lock_dir=lock_dir, poll=0.02, timeout=60, count=count) as devices:
+        t0 = time.monotonic()
+        seen = os.environ["CUDA_VISIBLE_DEVICES"]
+        time.sleep(hold)
+        t1 = time.monotonic()
+    with open(out, "w") as f:
+        f.write(f"{devices} {seen} {t0} {t1}")
+    """
+)
+
+
+def test_two_gpu_and_one_gpu_jobs_get_whole_distinct_sets_without_deadlock(tmp_path: Path) -> None:
+    locks = tmp_path / "locks"
+    counts = [2, 1, 2, 1, 2, 1]  # 9 GPU-slots of demand on 3 GPUs: jobs must queue, none may deadlock
+    procs, outs = [], []
+    for k, count in enumerate(counts):
+        out = tmp_path / f"job{k}.txt"
+        outs.append(out)
+        procs.append(subprocess.Popen([sys.executable, "-c", MULTI_JOB, str(locks), str(out), str(count), "0.4"],
+                                      env=_clean_env()))
+    for p in procs:
+        assert p.wait(timeout=90) == 0, "a job failed or timed out waiting for its GPUs"
+    records = []
+    for out, count in zip(outs, counts):
+        devices, seen, t0, t1 = out.read_text().split()
+        got = devices.split(",")
+        assert devices == seen and len(got) == count == len(set(got)), (devices, count)
+        assert set(got) <= {"0", "1", "2"}
+        records.append((set(got), float(t0), float(t1)))
+    for i, (d1, a1, b1) in enumerate(records):
+        for d2, a2, b2 in records[i + 1:]:
+            if d1 & d2:
+                assert b1 <= a2 or b2 <= a1, f"jobs shared GPUs {d1 & d2} at the same time: {records}"
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [({"n_gpus": 1, "count": 2}, ValueError, "needs 2 GPUs but this machine has 1"),
+     ({"n_gpus": 2, "count": 0}, ValueError, "count=0")],
+)
+def test_multi_gpu_slot_errors(tmp_path: Path, no_cuda_env: None, kwargs: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        with gpu_slot(lock_dir=tmp_path, **kwargs):
+            pass
+
+
+def test_multi_gpu_slot_is_all_or_nothing_and_noop_under_a_scheduler(
+    tmp_path: Path, no_cuda_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    with open(tmp_path / "gpu1.lock", "a") as held:  # another job holds GPU 1 of 3
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with gpu_slot(n_gpus=3, lock_dir=tmp_path, count=2, poll=0.02) as devices:
+            assert devices == "0,2"
+        with pytest.raises(TimeoutError, match="did not become free together"):
+            with gpu_slot(n_gpus=2, lock_dir=tmp_path, count=2, poll=0.02, timeout=0.2):
+                pass
+        # the failed attempt released GPU 0 again: a 1-GPU job gets it at once
+        with gpu_slot(n_gpus=2, lock_dir=tmp_path, count=1, poll=0.02, timeout=0.2) as devices:
+            assert devices == "0"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")  # SLURM gave this job its two GPUs
+    with gpu_slot(n_gpus=8, lock_dir=tmp_path / "none", count=2) as devices:
+        assert devices == "5,7"
+    assert not (tmp_path / "none").exists()
