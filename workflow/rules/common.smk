@@ -188,11 +188,23 @@ def train_config(wildcards):
             "foreground_prob", "val_every", "deterministic", "tensorboard")
     return dict(
         {k: tr[k] for k in keys},
+        gpus=train_gpus(wildcards),
         model=model,
         optimizer=optimizer,
         loss={"name": st["loss"], "alpha": st.get("alpha"), "beta": st.get("beta")},
         seed=int(wildcards.seed),
     )
+
+
+def train_gpus(wildcards):
+    """GPUs (DDP ranks) of one training run: the loss entry's `gpus`, else the dataset's training.gpus."""
+    st = SETTINGS[wildcards.dataset][wildcards.setting]
+    return int(st.get("gpus") or DATASETS[wildcards.dataset]["training"]["gpus"])
+
+
+def run_name(wildcards):
+    """Names of one training run for its progress lines and progress.json."""
+    return {"dataset": wildcards.dataset, "setting": wildcards.setting, "seed": int(wildcards.seed)}
 
 
 def split_cases(dataset, part):

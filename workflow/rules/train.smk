@@ -1,4 +1,4 @@
-# Training (SPEC section 7): one job per (dataset, loss setting, seed), one GPU each.
+# Training (SPEC section 7): one job per (dataset, loss setting, seed) on training.gpus GPUs (DDP ranks).
 
 _TRAIN_CODE = pkg_src(
     "training/loop.py",
@@ -7,6 +7,9 @@ _TRAIN_CODE = pkg_src(
     "training/optim.py",
     "training/losses.py",
     "training/checkpoint.py",
+    "training/distributed.py",
+    "training/progress.py",
+    "gpu.py",
     "jobs.py",
     "losses/blob.py",
     "losses/criteria.py",
@@ -53,9 +56,12 @@ rule train:
         train_cases=lambda wc: _case_files(wc, "train"),
         val_cases=lambda wc: _case_files(wc, "val"),
         work=lambda wc: PATHS["train_work"].format(**wc),
+        run=run_name,
     threads: max(1, min(workflow.cores, 8))
     resources:
-        gpu=1,
+        # K GPUs per run: locally the job takes K devices at once (blobloss.gpu.gpu_slot); on SLURM one
+        # job with one task and K GPUs (profiles/slurm)
+        gpu=train_gpus,
     log:
         LOGS + "/train/{dataset}/{setting}/seed{seed}.log",
     conda:

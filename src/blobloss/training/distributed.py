@@ -305,19 +305,34 @@ def _stop(procs: list[multiprocessing.process.BaseProcess]) -> None:
             p.join()
 
 
+def _is_collective_error(exc: BaseException | None, text: str) -> bool:
+    """True for the errors a rank gets because *another* rank died (a broken collective)."""
+    if isinstance(exc, getattr(torch_dist, "DistError", ())):
+        return True
+    return isinstance(exc, RuntimeError) and any(k in text for k in ("gloo", "NCCL", "Connection reset", "c10d"))
+
+
 def _raise_failure(folder: Path, procs: list[multiprocessing.process.BaseProcess], failed: int) -> None:
-    """Re-raise the exception of the failing rank (rank 0's when it has one), else a RankFailedError."""
+    """Re-raise the exception that caused the failure, else a RankFailedError (a rank died silently).
+
+    The rank that failed first is asked first; an error that only reports a broken collective (the
+    consequence of another rank's death) counts only when no rank has a real one.
+    """
     _stop(procs)  # the others may block in a collective with the dead rank
-    candidates = [0, failed] + list(range(len(procs)))
-    for rank in dict.fromkeys(candidates):
+    errors = []
+    for rank in dict.fromkeys([failed] + list(range(len(procs)))):
         path = folder / f"error{rank}.pkl"
         if path.exists():
             exc, text = pickle.loads(path.read_bytes())
-            logger.error("rank %d failed:\n%s", rank, text)
-            if isinstance(exc, BaseException):
-                raise exc
-            raise RuntimeError(f"rank {rank} failed:\n{text}")
+            errors.append((rank, exc, text))
+    real = [e for e in errors if not _is_collective_error(e[1], e[2])]
     code = procs[failed].exitcode
+    if real or (errors and not (code is not None and code < 0)):
+        rank, exc, text = (real or errors)[0]
+        logger.error("rank %d failed:\n%s", rank, text)
+        if isinstance(exc, BaseException):
+            raise exc
+        raise RuntimeError(f"rank {rank} failed:\n{text}")
     how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with {code}"
     raise RankFailedError(
         f"training rank {failed} of {len(procs)} {how}; the other ranks were stopped. Rerun the job: it "

@@ -90,7 +90,8 @@ PathLike = str | os.PathLike[str]
 #: ``loss``, ``seed`` and ``progress`` are set per run by the pipeline.
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": {"name": "basicunet", "features": [32, 32, 64, 128, 256, 32], "dropout": 0.1, "act": "mish"},
-    "optimizer": {"name": "ranger21", "lr": 0.01, "weight_decay": None, "schedule": "ranger21"},
+    # schedule None: the optimizer's own (Ranger21: its warm-up/warm-down; AdamW, SGD: constant)
+    "optimizer": {"name": "ranger21", "lr": 0.01, "weight_decay": None, "schedule": None},
     "loss": {"name": "blob_dice", "alpha": None, "beta": None},
     "batch_size": 4,
     "crops_per_case": 2,
@@ -169,10 +170,13 @@ def resolve_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"config 'seed' must be an integer >= 0, got {out['seed']!r}.")
     if out["amp"] not in (None, "bf16"):
         raise ValueError(f"config 'amp' must be 'bf16' or null, got {out['amp']!r}.")
-    if out["optimizer"].get("schedule") == "ranger21" and str(out["optimizer"].get("name")).lower() != "ranger21":
+    opt = out["optimizer"]
+    if opt.get("schedule") is None:
+        opt["schedule"] = "ranger21" if str(opt.get("name")).lower() == "ranger21" else "constant"
+    if opt["schedule"] == "ranger21" and str(opt.get("name")).lower() != "ranger21":
         raise ValueError(
-            f"optimizer.schedule 'ranger21' (the default) is Ranger21's own schedule; with optimizer "
-            f"{out['optimizer']['name']!r} set optimizer.schedule: constant."
+            f"optimizer.schedule 'ranger21' is Ranger21's own warm-up/warm-down schedule; optimizer "
+            f"{opt['name']!r} has none: set optimizer.schedule: constant (or leave it out)."
         )
     patch = out["patch_size"]
     if len(patch) not in (2, 3):
