@@ -3,6 +3,9 @@
 _CONVERT_CODE = pkg_src("data/convert.py", "data/checks.py", "data/normalize.py", "data/synthetic.py", "io.py")
 
 
+localrules: convert_case, convert_case_with_ids, manifest  # cheap jobs: never a cluster job of their own
+
+
 rule convert_case:
     """Convert one case: integrity checks, normalization, NIfTI image and binary label, meta.json."""
     input:

@@ -24,6 +24,7 @@ rule metrics:
         connectivity=lambda wc: DATASETS[wc.dataset]["connectivity"],
         tolerance=lambda wc: DATASETS[wc.dataset]["evaluation"]["surface_tolerance"],
         run=run_columns,
+    group: "evaluate"  # with the predictions of its run (infer.smk)
     log:
         LOGS + "/metrics/{dataset}/{setting}/seed{seed}/{checkpoint}.log",
     conda:

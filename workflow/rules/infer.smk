@@ -20,6 +20,8 @@ rule predict:
         checkpoint=_checkpoint_file,
         inference=lambda wc: DATASETS[wc.dataset]["inference"],
     threads: max(1, min(workflow.cores, 8))
+    # on a cluster: one job per model and checkpoint predicts all its test cases and evaluates them
+    group: "evaluate"
     resources:
         gpu=1,
     log:
