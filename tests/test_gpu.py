@@ -252,3 +252,37 @@ def test_multi_gpu_slot_is_all_or_nothing_and_noop_under_a_scheduler(
     with gpu_slot(n_gpus=8, lock_dir=tmp_path / "none", count=2) as devices:
         assert devices == "5,7"
     assert not (tmp_path / "none").exists()
+
+
+# ---------------------------------------------------------------------------------------------- GPU check
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_says_no_gpu_and_exits_0_on_a_cpu_machine(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():  # pragma: no cover - on a GPU machine the check itself is the test
+        pytest.skip("a GPU is present: run benchmarks/gpu_check.sh itself")
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "GPU_CHECK_OUT": str(tmp_path / "out")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "gpu_check: no GPU (torch.cuda.is_available() is False)" in proc.stdout
+    assert not list((tmp_path / "out").glob("*.json")), "nothing is measured without a GPU"
+
+
+def test_gpu_check_python_steps_in_quick_mode_write_their_json(tmp_path: Path) -> None:
+    """The steps gpu_check.sh runs on the GPU, with tiny sizes on the CPU (what --quick runs)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["train-steps", "--quick", "--out", str(tmp_path / "steps.json")]) == 0
+    steps = json.loads((tmp_path / "steps.json").read_text())
+    assert {(r["loss"], r["precision"]) for r in steps["rows"]} >= {("dice", "fp32"), ("blob_dice", "fp32")}
+    assert all(r["median_s"] > 0 for r in steps["rows"]) and steps["channels"] == 2
+    assert module.main(["ddp", "--quick", "--out", str(tmp_path / "ddp.json")]) == 0
+    ddp = json.loads((tmp_path / "ddp.json").read_text())
+    assert ddp["world_size"] == 1 and ddp["epochs"] == 2 and [r["world_size"] for r in ddp["log"]] == [1, 1]
