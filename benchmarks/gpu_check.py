@@ -100,7 +100,7 @@ def train_steps(args: argparse.Namespace) -> dict:
                     times.append(time.perf_counter() - t0)
             peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
             rows.append({"loss": loss_name, "precision": precision, "median_s": statistics.median(times),
-                         "min_s": min(times), "peak_mib": peak, "final_loss": float(loss)})
+                         "min_s": min(times), "peak_mib": peak, "final_loss": float(loss.detach())})
             print(f"train step {loss_name:9s} {precision}: {statistics.median(times) * 1e3:8.1f} ms"
                   + (f", peak {peak:.0f} MiB" if peak else ""), flush=True)
             del model, opt, loss_fn

@@ -156,8 +156,10 @@ def _slurm_jobs_by_rule(output: str) -> dict[str, list[int]]:
     """SLURM job ids per rule or group, from the "submitted with SLURM jobid N (log: .../rule_<rule>/...)"
     (or ``group_<group>``) lines of Snakemake's output."""
     jobs: dict[str, list[int]] = {}
-    for m in re.finditer(r"SLURM jobid (\d+) \(log: \S*/(?:rule|group)_(\w+)/", output):
-        jobs.setdefault(m.group(2), []).append(int(m.group(1)))
+    for m in re.finditer(r"SLURM jobid (\d+) \(log: \S*/(rule|group)_(\w+)/", output):
+        # a group job's folder is group_<group>_<its rules>, e.g. group_evaluate_metrics_predict
+        name = m.group(3).split("_")[0] if m.group(2) == "group" else m.group(3)
+        jobs.setdefault(name, []).append(int(m.group(1)))
     return jobs
 
 

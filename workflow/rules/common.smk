@@ -149,6 +149,12 @@ def _check_settings():
                 f"dataset {name!r}: loss setting names {dupes} appear more than once in training.losses; "
                 "give every setting its own name"
             )
+        opt = ds["training"]["optimizer"]
+        if opt.get("schedule") == "ranger21" and opt["name"] != "ranger21":
+            raise WorkflowError(
+                f"dataset {name!r}: training.optimizer.schedule 'ranger21' is Ranger21's own schedule; "
+                f"optimizer {opt['name']!r} has none: set schedule: constant (or leave it out)"
+            )
         patch = ds["training"]["patch_size"]
         if max(patch) < 32:
             raise WorkflowError(

@@ -443,9 +443,8 @@ def setup_run(data: RunData, dist: Dist) -> RunState:
     if dist.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(
-            model, device_ids=[dev.index] if is_cuda else None, broadcast_buffers=False
-        )
+        # validation calls the bare model on each rank's own batches (no collective inside forward)
+        net = DistributedDataParallel(model, device_ids=[dev.index] if is_cuda else None)
     optimizer = build_optimizer_from_config(
         model.parameters(), cfg["optimizer"], int(cfg["epochs"]) * sampler.num_batches
     )
