@@ -167,7 +167,7 @@ def _setting_of(job: int, output: str) -> str:
     """The setting wildcard of a train job, from its SLURM log path (.../rule_train/<wildcards>/<id>.log)."""
     m = re.search(rf"SLURM jobid {job} \(log: \S*/rule_train/(\S+)/{job}\.log", output)
     assert m, f"no log line for SLURM job {job}"
-    found = [st for st in SETTINGS if re.search(rf"(^|_){st}(_|$)", m.group(1))]
+    found = [st for st in SETTINGS if m.group(1) == f"syn2d_{st}_0"]  # <dataset>_<setting>_<seed>
     assert len(found) == 1, (m.group(1), found)
     return found[0]
 
