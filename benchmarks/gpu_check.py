@@ -119,7 +119,7 @@ def train_steps(args: argparse.Namespace) -> dict:
 def ddp(args: argparse.Namespace) -> dict:
     from blobloss.training import read_log, train
 
-    dev = _device()
+    # no CUDA call in this process before the ranks are forked (CUDA does not survive a fork)
     rng = np.random.default_rng(0)
     shape = (32, 32, 32) if args.quick else (64, 64, 64)
     cases = []
@@ -139,6 +139,7 @@ def ddp(args: argparse.Namespace) -> dict:
     summary = train(cfg, cases[:3], cases[3:], out, device=None, force_distributed=True, progress_interval=0)
     seconds = time.perf_counter() - t0
     log = read_log(out / "log.csv")
+    dev = _device()
     print(f"DDP run: {summary['epochs']} epochs on {summary['device']} (world size {summary['world_size']}) "
           f"in {seconds:.1f} s", flush=True)
     return {**_meta(dev), "benchmark": "ddp_one_rank", "quick": args.quick, "seconds": seconds,

@@ -238,6 +238,12 @@ def launch(
     if device_type not in ("cuda", "cpu"):
         raise ValueError(f"device_type must be 'cuda' or 'cpu', got {device_type!r}")
     if device_type == "cuda":
+        if torch.cuda.is_initialized():
+            raise RuntimeError(
+                "CUDA was initialised in this process before the training ranks were forked, and CUDA does "
+                "not survive a fork; start the training before any other CUDA work in the process (use "
+                "blobloss.training.distributed.cuda_device_count() instead of torch.cuda.is_available())"
+            )
         visible = cuda_device_count()
         if visible < world_size:
             raise ValueError(

@@ -481,11 +481,12 @@ def resume_run(state: RunState, ckpt: Mapping[str, Any] | None, out: Path, epoch
     dist = state.dist
     state.optimizer.load_state_dict(ckpt["optimizer"])
     ranks = ckpt.get("rng_ranks")
+    own_device = dist.device if dist.distributed else None
     if ranks and len(ranks) == dist.world_size:
-        restore_rng_state(ranks[dist.rank])
+        restore_rng_state(ranks[dist.rank], own_device)
     elif dist.rank == 0:
-        restore_rng_state(ckpt["rng"])
-    elif dist.is_main is False and ranks is not None:
+        restore_rng_state(ckpt["rng"], own_device)
+    elif ranks is not None:  # rank > 0, and the checkpoint came from another number of ranks
         logger.warning(
             "checkpoint was written by %d ranks, this run has %d: rank %d starts fresh dropout RNG",
             len(ranks), dist.world_size, dist.rank,
@@ -782,7 +783,7 @@ def _run_rank(
                 "world_size": dist.world_size,
             }
             state.history.append(row)
-            rng_ranks = dist.all_gather_object(capture_rng_state())
+            rng_ranks = dist.all_gather_object(capture_rng_state(dist.device if dist.distributed else None))
             if dist.is_main:
                 save_epoch(state, row, out, rng_ranks, writer, epochs, cfg["val_every"], _title(cfg))
                 reporter.epoch(row)
