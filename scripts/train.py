@@ -1,10 +1,8 @@
-"""Snakemake job: train one network (blobloss.jobs.train_job), on its own GPU slot when GPUs exist."""
-from blobloss.gpu import gpu_slot
+"""Snakemake job: train one network on its GPUs (blobloss.jobs.train_job), logging to the rule's log."""
 from blobloss.jobs import train_job
 from blobloss.logs import log_to_file
 
-with log_to_file(snakemake.log[0]) as log, gpu_slot() as device:
-    log.info("CUDA_VISIBLE_DEVICES=%s", device)
+with log_to_file(snakemake.log[0]):
     train_job(
         snakemake.params.cfg,
         snakemake.params.train_cases,
@@ -14,4 +12,5 @@ with log_to_file(snakemake.log[0]) as log, gpu_slot() as device:
         snakemake.output.log,
         snakemake.output.curve,
         threads=snakemake.threads,
+        run=snakemake.params.run,
     )

@@ -126,7 +126,7 @@ D3 = "datasets.synthetic3d"
          ["result_dir (top level): unknown key", "did you mean 'results_dir'?", "allowed keys: results_dir"]),
         (lambda c: c["datasets"]["synthetic3d"]["training"]["losses"][0].update(loss="blobdice"),
          [f"{D3}.training.losses[0].loss: 'blobdice' is not allowed", "did you mean 'blob_dice'?",
-          "allowed: dice, blob_dice"]),
+          "allowed: dice, tversky, bce, iw, blob_dice"]),
         (lambda c: c["datasets"]["synthetic3d"].update(instance_label=True),
          [f"{D3}.instance_label: unknown key", "did you mean 'instance_labels'?"]),
         (lambda c: c["datasets"]["synthetic3d"].update(tta=False),

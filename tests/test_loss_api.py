@@ -197,7 +197,7 @@ def test_schema_loss_enum_is_the_training_code_list() -> None:
     assert entry["properties"]["loss"]["enum"] == list(LOSS_NAMES) == list(loss_settings.LOSS_NAMES)
     # every option the loss module knows is a property of the schema's loss entry, and nothing else
     options = {opt for opts in loss_settings.LOSS_OPTIONS.values() for opt in opts}
-    assert set(entry["properties"]) == {"name", "loss", "lr", "model"} | options
+    assert set(entry["properties"]) == {"name", "loss", "lr", "model", "gpus"} | options
     crit = entry["properties"]["criterion"]["properties"]
     assert set(crit) == set(CriterionSettings().as_dict())
     assert entry["properties"]["iw_criterion"]["enum"] == list(loss_settings.IW_CRITERIA)

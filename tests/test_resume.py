@@ -20,13 +20,14 @@ from blobloss.training import load_checkpoint, read_log, train
 EPOCHS = 4
 CFG = {
     "model": {"features": [4, 4, 8, 8, 16, 4]},
-    "optimizer": {"name": "ranger21", "lr": 1e-2},
+    "optimizer": {"name": "ranger21", "lr": 1e-2, "schedule": "constant"},  # extension exact (see below)
     "loss": {"name": "blob_dice"},
     "patch_size": [32, 16, 16],
     "batch_size": 2,
     "crops_per_case": 2,
     "epochs": EPOCHS,
     "seed": 3,
+    "num_workers": 0,
     "deterministic": True,
     "pad_to_patch": True,  # the 24-voxel cases are smaller than the 32-voxel patch axis
     "progress": False,
@@ -128,7 +129,8 @@ def test_sigkill_then_resume_continues_and_matches_uninterrupted(cases, uninterr
     ckpt = load_checkpoint(out / "checkpoint_last.pt")
     assert ckpt["epoch"] == EPOCHS
     _assert_same_weights(ckpt["model"], uninterrupted)
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint_best.pt", "checkpoint_last.pt", "curve.png", "log.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint_best.pt", "checkpoint_last.pt", "curve.png", "log.csv",
+                                                          "progress.json"]
 
 
 def test_raising_epochs_continues_a_finished_run(cases, uninterrupted, tmp_path: Path) -> None:

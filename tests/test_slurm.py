@@ -1,22 +1,26 @@
 """Integration test: the pipeline on a real (one-node, throw-away) SLURM cluster through profiles/slurm.
 
 The cluster (tests/slurm_cluster.py) runs slurmctld, slurmd and munged as root on this machine, with two
-fake GPUs. The test runs the tiny study's data stages, training and inference with the repository's
-SLURM profile and checks that
+fake GPUs. The test runs the tiny study's data stages, training, inference and metrics with the
+repository's SLURM profile and checks that
 
-* every GPU job was its own SLURM job holding exactly one GPU, and the two training runs held *distinct*
-  GPUs while running at the same time (SLURM's own record: ``scontrol show job -d`` while they ran);
-* CPU jobs got no GPU;
-* every output (manifest, split, blob statistics, training log, predictions) equals that of a local run.
+* only training runs and evaluations became SLURM jobs (one per training run, one per trained model
+  that predicts and evaluates its test cases: group "evaluate"); the cheap jobs ran locally;
+* the `gpus: 2` training run was ONE SLURM job holding two GPUs (SLURM's own record, ``scontrol show job
+  -d``) whose job saw both devices and trained with two ranks; the 1-GPU run and every evaluation job
+  held exactly one GPU; jobs never shared a GPU;
+* every output (manifest, split, blob statistics, training log, predictions, metrics) equals that of a
+  local run.
 
-It needs root, ``apt-get install -y slurm-wlm munge`` and ``pip install snakemake-executor-plugin-slurm``;
-otherwise it is skipped with the reason. It takes about three minutes (the SLURM executor's status polling
+It needs root, ``apt-get install -y slurm-wlm munge`` and ``pip install "snakemake-executor-plugin-slurm>=2.7.1"``;
+otherwise it is skipped with the reason. It takes a few minutes (the SLURM executor's status polling
 backs off by 10 s per check, so every level of the DAG costs ~20-30 s).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -43,7 +47,11 @@ def _skip_reason() -> str | None:
     if reason:
         return reason
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        return "snakemake-executor-plugin-slurm is not installed (pip install snakemake-executor-plugin-slurm)"
+        return 'snakemake-executor-plugin-slurm is not installed (pip install "snakemake-executor-plugin-slurm>=2.7.1")'
+    from importlib.metadata import version
+
+    if tuple(int(x) for x in version("snakemake-executor-plugin-slurm").split(".")[:3]) < (2, 7, 1):
+        return "snakemake-executor-plugin-slurm < 2.7.1 launches a multi-GPU job once per GPU; upgrade it"
     return None
 
 
@@ -52,7 +60,7 @@ pytestmark = [
     pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason())),
 ]
 
-# One 2D dataset: 3 cases (2 train, 1 test), two loss settings -> two training runs that can run at once.
+# One 2D dataset: 3 cases (2 train, 1 test), two loss settings -> two training runs, one of them on 2 GPUs.
 CONFIG = {
     "results_dir": "results",
     "datasets": {
@@ -67,15 +75,17 @@ CONFIG = {
                 "patch_size": [32, 32],
                 "epochs": 1,
                 "num_workers": 0,
-                "losses": [{"name": "dice", "loss": "dice"}, {"name": "blob_dice", "loss": "blob_dice"}],
+                "losses": [{"name": "dice", "loss": "dice"},
+                           {"name": "blob_dice", "loss": "blob_dice", "gpus": 2}],
             },
             "inference": {"tta": False},
         }
     },
 }
 SETTINGS = ("dice", "blob_dice")
-# Up to the predictions, the manifest and the statistics (metrics, tables and figures only add DAG levels: time).
-UNTIL = ["--until", "predict", "manifest", "blob_statistics"]
+GPUS = {"dice": 1, "blob_dice": 2}
+# Up to the metrics, the manifest and the statistics (tables and figures are local rules: only time).
+UNTIL = ["--until", "metrics", "manifest", "blob_statistics"]
 # One thread per job in both runs, so training is numerically identical (and light on a small machine).
 THREADS = ["--set-threads", "train=1", "predict=1"]
 
@@ -143,11 +153,23 @@ class JobMonitor:
 
 
 def _slurm_jobs_by_rule(output: str) -> dict[str, list[int]]:
-    """SLURM job ids per rule, from Snakemake's "submitted with SLURM jobid N (log: .../rule_<rule>/...)" lines."""
+    """SLURM job ids per rule or group, from the "submitted with SLURM jobid N (log: .../rule_<rule>/...)"
+    (or ``group_<group>``) lines of Snakemake's output."""
     jobs: dict[str, list[int]] = {}
-    for m in re.finditer(r"SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", output):
-        jobs.setdefault(m.group(2), []).append(int(m.group(1)))
+    for m in re.finditer(r"SLURM jobid (\d+) \(log: \S*/(rule|group)_(\w+)/", output):
+        # a group job's folder is group_<group>_<its rules>, e.g. group_evaluate_metrics_predict
+        name = m.group(3).split("_")[0] if m.group(2) == "group" else m.group(3)
+        jobs.setdefault(name, []).append(int(m.group(1)))
     return jobs
+
+
+def _setting_of(job: int, output: str) -> str:
+    """The setting wildcard of a train job, from its SLURM log path (.../rule_train/<wildcards>/<id>.log)."""
+    m = re.search(rf"SLURM jobid {job} \(log: \S*/rule_train/(\S+)/{job}\.log", output)
+    assert m, f"no log line for SLURM job {job}"
+    found = [st for st in SETTINGS if m.group(1) == f"syn2d_{st}_0"]  # <dataset>_<setting>_<seed>
+    assert len(found) == 1, (m.group(1), found)
+    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +178,7 @@ def cluster() -> Iterator[SlurmCluster]:
         yield c
 
 
-def test_pipeline_on_slurm_one_gpu_per_job_and_same_outputs_as_local(tmp_path: Path, cluster: SlurmCluster) -> None:
+def test_pipeline_on_slurm_k_gpus_per_training_job_grouped_evaluation_same_outputs_as_local(tmp_path: Path, cluster: SlurmCluster) -> None:
     slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
     for d in (slurm_dir, local_dir):
         d.mkdir()
@@ -188,31 +210,37 @@ def test_pipeline_on_slurm_one_gpu_per_job_and_same_outputs_as_local(tmp_path: P
     assert slurm.returncode == 0, f"SLURM run failed:\n{slurm_out[-6000:]}\n{cluster.logs()}"
     assert local.returncode == 0, f"local run failed:\n{local_out[-6000:]}"
 
-    # --- every job was its own SLURM job --------------------------------------------------------------
+    # --- fewer, larger jobs: one SLURM job per training run and one per trained model's evaluation -----
     jobs = _slurm_jobs_by_rule(slurm_out)
-    assert len(jobs.get("convert_case", [])) == 3 and len(jobs.get("components", [])) == 3, jobs
-    assert len(jobs.get("train", [])) == len(SETTINGS), jobs
-    assert len(jobs.get("predict", [])) == len(SETTINGS), jobs  # one test case per run
+    assert sorted(jobs) == ["evaluate", "train"], f"only training and evaluation go to SLURM: {jobs}"
+    assert len(jobs["train"]) == len(SETTINGS), jobs
+    assert len(jobs["evaluate"]) == len(SETTINGS), jobs  # one checkpoint ("last") per run
+    assert sum(map(len, jobs.values())) == 2 * len(SETTINGS)
 
-    # --- GPU jobs: one GPU each; the two training runs ran at once on distinct GPUs ----------------------
-    for rule in ("train", "predict"):
-        for job in jobs[rule]:
-            seen = monitor.gpus_of(job)
-            assert seen, f"{rule} job {job} was never seen running (snapshots: {len(monitor.snapshots)})"
-            assert all(len(g) == 1 for g in seen), f"{rule} job {job} held GPUs {seen}, expected exactly one"
-    train_a, train_b = jobs["train"]
-    together = [s for s in monitor.snapshots if train_a in s and train_b in s]
-    assert together, "the two training jobs never ran at the same time"
-    assert all(s[train_a].isdisjoint(s[train_b]) for s in together), (
-        f"training jobs {train_a} and {train_b} shared a GPU: {together}"
-    )
-    for rule in ("convert_case", "components"):
-        for job in jobs[rule]:
-            assert all(not g for g in monitor.gpus_of(job)), f"CPU job {rule} {job} was given a GPU"
+    # --- GPUs: the 2-GPU run was one job with two GPUs, everything else one GPU; never shared --------------
+    held = {}
+    for job in jobs["train"]:
+        setting = _setting_of(job, slurm_out)
+        seen = monitor.gpus_of(job)
+        assert seen, f"train job {job} was never seen running (snapshots: {len(monitor.snapshots)})"
+        assert all(len(g) == GPUS[setting] for g in seen), f"{setting}: job {job} held GPUs {seen}"
+        held[setting] = job
+    for job in jobs["evaluate"]:
+        seen = monitor.gpus_of(job)
+        assert seen and all(len(g) == 1 for g in seen), f"evaluation job {job} held GPUs {seen}, expected one"
+    for snap in monitor.snapshots:
+        for a, b in itertools.combinations(snap, 2):
+            assert snap[a].isdisjoint(snap[b]), f"jobs {a} and {b} shared a GPU: {snap}"
+    # the job of the 2-GPU run saw both of its devices and trained with two ranks
+    job_log = (slurm_dir / "results" / "logs" / "train" / "syn2d" / "blob_dice" / "seed0.log").read_text()
+    assert re.search(r"CUDA_VISIBLE_DEVICES=\d+,\d+, 2 rank\(s\)", job_log), job_log[-3000:]
+    one_gpu_log = (slurm_dir / "results" / "logs" / "train" / "syn2d" / "dice" / "seed0.log").read_text()
+    assert re.search(r"CUDA_VISIBLE_DEVICES=\d+, 1 rank\(s\)", one_gpu_log), one_gpu_log[-3000:]
+    for setting in SETTINGS:
+        log = pd.read_csv(slurm_dir / "results" / "syn2d" / "train" / setting / "seed0" / "log.csv")
+        assert set(log["world_size"]) == {GPUS[setting]}, (setting, log)
     # the partitions of profiles/slurm (the test cluster names its partitions like the profile)
-    for rule, partition in (("train", "gpu"), ("predict", "gpu"), ("convert_case", "cpu")):
-        for job in jobs[rule]:
-            assert monitor.partitions.get(job) in (partition, None), (rule, job, monitor.partitions.get(job))
+    assert {monitor.partitions.get(j) for j in jobs["train"] + jobs["evaluate"]} <= {"gpu", None}
     assert {monitor.partitions.get(j) for j in jobs["train"]} == {"gpu"}
 
     # --- same outputs as the local run --------------------------------------------------------------------
@@ -229,6 +257,8 @@ def test_pipeline_on_slurm_one_gpu_per_job_and_same_outputs_as_local(tmp_path: P
         timing = [c for c in log_l.columns if "second" in c or "time" in c]
         pd.testing.assert_frame_equal(log_s.drop(columns=timing), log_l.drop(columns=timing), obj=str(run))
         assert (res_s / run / "work" / "checkpoint_last.pt").is_file()
+        rel = Path("syn2d") / "eval" / setting / "seed0" / "last" / "metrics.csv"
+        pd.testing.assert_frame_equal(pd.read_csv(res_s / rel), pd.read_csv(res_l / rel), obj=str(rel))
         for case in split["test"]:
             for kind in ("pred", "prob"):
                 rel = Path("syn2d") / "predict" / setting / "seed0" / "last" / f"{case}_{kind}.nii.gz"

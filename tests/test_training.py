@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -93,20 +96,50 @@ def _quadratic_steps(opt: torch.optim.Optimizer, p: torch.nn.Parameter, steps: i
     return lrs
 
 
-def test_ranger21_constant_lr_by_default_and_updates_weights() -> None:
+def test_ranger21_constant_schedule_keeps_the_lr_and_updates_weights() -> None:
     p = torch.nn.Parameter(torch.ones(4, 3))
-    opt = build_optimizer([p], "ranger21", lr=1e-2, num_iterations=10)
+    opt = build_optimizer([p], "ranger21", lr=1e-2, num_iterations=10, schedule="constant")
     assert type(opt).__name__ == "Ranger21" and opt.disable_lr_scheduler
     lrs = _quadratic_steps(opt, p, 10)
     assert lrs == [1e-2] * 10
     assert not torch.equal(p.detach(), torch.ones(4, 3))
 
 
-def test_ranger21_optional_schedule_warms_down() -> None:
+def _ranger21_schedule(step: int, total: int, lr: float, min_lr: float = 3e-5) -> float:
+    """Ranger21's schedule as docs/training.md states it (short runs: warm-up over 22 %, warm-down over 28 %)."""
+    warm_up = int(0.22 * total)  # 2000 steps would exceed 45 % of these runs
+    start_down = total - (total - int(0.72 * total))
+    value = lr * min(1.0, step / warm_up) if step <= warm_up else lr
+    if step >= start_down:
+        pct = min(max(step + 1 - start_down, 1) / (total - start_down + 1), 1.0)
+        value = max(lr - (lr - min_lr) * pct, min_lr)
+    return value
+
+
+def test_ranger21_schedule_is_the_default_warm_up_then_warm_down() -> None:
     p = torch.nn.Parameter(torch.ones(4, 3))
-    opt = build_optimizer([p], "ranger21", lr=1e-2, num_iterations=10, schedule="ranger21")
+    opt = build_optimizer([p], "ranger21", lr=1e-2, num_iterations=10)  # schedule: the optimizer's own
+    assert not opt.disable_lr_scheduler
     lrs = _quadratic_steps(opt, p, 10)
-    assert lrs[-1] < lrs[0] and lrs[-1] == pytest.approx(3e-5, rel=0.5)
+    assert lrs == pytest.approx([_ranger21_schedule(t, 10, 1e-2) for t in range(1, 11)])
+    assert lrs[0] < lrs[2] == 1e-2 and lrs[-1] == pytest.approx(3e-5)
+    # the warm-down floor never lies above a small initial lr
+    low = build_optimizer([torch.nn.Parameter(torch.ones(2))], "ranger21", lr=1e-5, num_iterations=10)
+    assert low.min_lr == 1e-5
+
+
+def test_lr_trajectory_of_a_short_training_run(tmp_path: Path) -> None:
+    """The paper configs' schedule in a real run: log.csv's lr per epoch follows Ranger21's schedule."""
+    cfg = {"model": {"features": [2] * 6, "dropout": 0.0}, "patch_size": [32, 32], "epochs": 10,
+           "batch_size": 1, "crops_per_case": 1, "num_workers": 0, "progress": False,
+           "optimizer": {"name": "ranger21", "lr": 1e-2, "schedule": "ranger21"}}
+    train(cfg, _blob_cases(1), None, tmp_path / "ranger21", device="cpu")  # one step per epoch
+    lrs = [r["lr"] for r in read_log(tmp_path / "ranger21" / "log.csv")]
+    assert lrs == pytest.approx([_ranger21_schedule(t, 10, 1e-2) for t in range(1, 11)])
+    assert load_checkpoint(tmp_path / "ranger21" / "checkpoint_last.pt")["cfg"]["optimizer"]["schedule"] == "ranger21"
+    train({**cfg, "epochs": 3, "optimizer": {"name": "ranger21", "lr": 1e-2, "schedule": "constant"}},
+          _blob_cases(1), None, tmp_path / "constant", device="cpu")
+    assert [r["lr"] for r in read_log(tmp_path / "constant" / "log.csv")] == [1e-2] * 3
 
 
 @pytest.mark.parametrize("name, cls", [("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
@@ -118,7 +151,7 @@ def test_other_optimizers(name: str, cls: type) -> None:
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"name": "adam"}, "Unknown optimizer"), ({"lr": 0}, "lr must be > 0"), ({"num_iterations": None}, "num_iterations"),
-     ({"name": "sgd", "schedule": "ranger21"}, "only for Ranger21")],
+     ({"name": "sgd", "schedule": "ranger21"}, "only for Ranger21"), ({"schedule": "cosine"}, "Unknown schedule")],
 )
 def test_build_optimizer_rejects_bad_arguments(kwargs: dict, match: str) -> None:
     args = {"name": "ranger21", "lr": 1e-3, "num_iterations": 5, **kwargs}
@@ -328,7 +361,8 @@ def test_load_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
     "cfg, match",
     [({"epoch": 3}, "Unknown training config"), ({"patch_size": [24, 32, 32]}, "multiples of 16"),
      ({"patch_size": [16, 16, 16]}, "too small"), ({"batch_size": 0}, "batch_size"), ({"amp": "fp16"}, "amp"),
-     ({"model": 3}, "mapping")],
+     ({"model": 3}, "mapping"), ({"gpus": 0}, "gpus"),
+     ({"optimizer": {"name": "adamw", "schedule": "ranger21"}}, "schedule: constant")],
 )
 def test_resolve_config_rejects_bad_values(cfg: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -337,7 +371,8 @@ def test_resolve_config_rejects_bad_values(cfg: dict, match: str) -> None:
 
 def test_resolve_config_merges_sections() -> None:
     cfg = resolve_config({"optimizer": {"lr": 1e-2}, "loss": {"name": "blob_tversky", "alpha": 1}})
-    assert cfg["optimizer"] == {"name": "ranger21", "lr": 1e-2, "weight_decay": None, "schedule": "constant"}
+    assert cfg["optimizer"] == {"name": "ranger21", "lr": 1e-2, "weight_decay": None, "schedule": "ranger21"}
+    assert resolve_config({"optimizer": {"name": "adamw"}})["optimizer"]["schedule"] == "constant"
     assert cfg["loss"] == {"name": "blob_tversky", "alpha": 1, "beta": None}
     assert cfg["model"]["act"] == "mish" and cfg["foreground_prob"] == 0.95
 
@@ -365,6 +400,7 @@ def test_train_writes_all_outputs_and_learns(tmp_path: Path) -> None:
         "crops_per_case": 2,
         "epochs": 12,
         "val_every": 4,
+        "num_workers": 0,
         "progress": False,
     }
     rows = []
@@ -390,7 +426,7 @@ def test_train_writes_all_outputs_and_learns(tmp_path: Path) -> None:
 
 def test_train_without_validation_writes_no_best_checkpoint(tmp_path: Path) -> None:
     cfg = {"model": {"features": [2] * 6}, "patch_size": [32, 32], "epochs": 1, "progress": False,
-           "loss": {"name": "iw"}, "optimizer": {"name": "sgd", "lr": 1e-3}}
+           "num_workers": 0, "loss": {"name": "iw"}, "optimizer": {"name": "sgd", "lr": 1e-3}}
     summary = train(cfg, _blob_cases(1), [], tmp_path, device="cpu")
     assert summary["checkpoint_best"] is None and not (tmp_path / "checkpoint_best.pt").exists()
     assert read_log(tmp_path / "log.csv")[0]["val_loss"] is None
@@ -398,7 +434,7 @@ def test_train_without_validation_writes_no_best_checkpoint(tmp_path: Path) -> N
 
 def test_train_tensorboard_option(tmp_path: Path) -> None:
     cfg = {"model": {"features": [2] * 6}, "patch_size": [32, 32], "epochs": 1, "progress": False,
-           "tensorboard": True}
+           "num_workers": 0, "tensorboard": True}
     try:
         import tensorboard  # noqa: F401
     except ImportError:
@@ -422,6 +458,94 @@ def test_channels_last_batches(shape: tuple[int, ...], fmt: torch.memory_format)
 def test_train_stops_on_nan_loss(tmp_path: Path) -> None:
     cases = _blob_cases(1)
     cases[0]["image"][0, 0, 0] = np.nan
-    cfg = {"model": {"features": [2] * 6}, "patch_size": [32, 32], "epochs": 1, "progress": False}
+    cfg = {"model": {"features": [2] * 6}, "patch_size": [32, 32], "epochs": 1, "progress": False,
+           "num_workers": 0}
     with pytest.raises(FloatingPointError, match="lower optimizer.lr"):
         train(cfg, cases, None, tmp_path, device="cpu")
+
+
+# ---------------------------------------------------------------------------------------------- defaults
+
+
+def test_library_defaults_equal_the_config_schema_defaults(repo_root: Path) -> None:
+    """The pipeline's schema is the single source of training defaults: DEFAULT_CONFIG must agree with it."""
+    import yaml
+
+    from blobloss.training import DEFAULT_CONFIG
+
+    schema = yaml.safe_load((repo_root / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    props = schema["$defs"]["training"]["properties"]
+    per_run = {"loss", "seed", "progress"}  # set per run by the pipeline, not dataset settings
+    assert set(DEFAULT_CONFIG) - per_run <= set(props), set(DEFAULT_CONFIG) - per_run - set(props)
+    compared = []
+    for key, value in DEFAULT_CONFIG.items():
+        if key in per_run:
+            continue
+        if isinstance(value, dict):
+            sub = props[key]["properties"]
+            assert set(value) == set(sub), (key, set(value) ^ set(sub))
+            for k, v in value.items():
+                assert sub[k]["default"] == v, f"training.{key}.{k}: schema {sub[k]['default']!r}, library {v!r}"
+                compared.append(f"{key}.{k}")
+        else:
+            assert props[key]["default"] == value, f"training.{key}: schema {props[key]['default']!r}, library {value!r}"
+            compared.append(key)
+    assert {"optimizer.lr", "batch_size", "num_workers", "gpus", "optimizer.schedule"} <= set(compared)
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+def _run_job(tmp_path: Path, cfg: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the train job as scripts/train.py does (log_to_file + train_job), on the CPU."""
+    from blobloss.jobs import train_job
+    from blobloss.logs import log_to_file
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("BLOBLOSS_NUM_GPUS", "0")
+    with log_to_file(tmp_path / "job.log"):
+        train_job(cfg, _blob_cases(2), _blob_cases(1, seed=9), tmp_path / "work", tmp_path / "model.pt",
+                  tmp_path / "log.csv", tmp_path / "curve.png", threads=1,
+                  run={"dataset": "syn", "setting": "blob_dice", "seed": 0})
+    return tmp_path / "work"
+
+
+_LINE = re.compile(r"^\[syn/blob_dice/seed0\] epoch (\d+)/3 loss \d+\.\d{4} (val \d+\.\d{4} )?\d+\.\d s/epoch "
+                   r"(ETA \d+ s|done)$")
+
+
+def test_training_job_prints_one_plain_line_per_epoch_and_writes_progress_json(
+    tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = {"model": {"features": [2] * 6}, "patch_size": [32, 32], "epochs": 3, "batch_size": 1,
+           "num_workers": 0, "val_every": 2, "seed": 0, "progress": True}
+    work = _run_job(tmp_path, cfg, monkeypatch)
+    # the terminal (the job's original stderr): the first and the last epoch (at most one line per 30 s
+    # in between), nothing else
+    console = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert [int(_LINE.match(line).group(1)) for line in console] == [1, 3], console
+    assert "val " in console[0] or "val " in console[1]
+    # the job log: every epoch's line, plain lines only
+    log = (tmp_path / "job.log").read_text()
+    assert "\r" not in log
+    logged = [m.group(1) for m in (_LINE.search(line.split(": ", 1)[-1]) for line in log.splitlines()) if m]
+    assert logged == ["1", "2", "3"], log[-2000:]
+    progress = json.loads((work / "progress.json").read_text())
+    assert list(progress) == ["dataset", "setting", "seed", "epoch", "epochs", "loss", "val_loss",
+                              "sec_per_epoch", "eta_s", "state", "world_size", "updated"]
+    assert (progress["dataset"], progress["setting"], progress["seed"]) == ("syn", "blob_dice", 0)
+    assert (progress["epoch"], progress["epochs"], progress["state"], progress["world_size"]) == (3, 3, "done", 1)
+    assert progress["eta_s"] == 0 and progress["sec_per_epoch"] > 0 and progress["val_loss"] is not None
+    assert datetime.fromisoformat(progress["updated"]).utcoffset() == timedelta(0)
+
+
+def test_training_job_that_fails_marks_progress_failed(
+    tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = {"model": {"features": [2] * 6}, "patch_size": [32, 32], "epochs": 2, "batch_size": 1,
+           "num_workers": 0, "seed": 0, "optimizer": {"name": "sgd", "lr": 1e30, "schedule": "constant"}}
+    with pytest.raises(FloatingPointError):
+        _run_job(tmp_path, cfg, monkeypatch)
+    err = capfd.readouterr().err
+    assert "[syn/blob_dice/seed0] epoch 0/2" in err and "FAILED" in err
+    progress = json.loads((tmp_path / "work" / "progress.json").read_text())
+    assert progress["state"] == "failed" and progress["epochs"] == 2 and progress["setting"] == "blob_dice"

@@ -41,33 +41,54 @@ def train_job(
     out_log: PathStr,
     out_curve: PathStr,
     threads: int | None = None,
+    run: Mapping[str, Any] | None = None,
+    progress_interval: float = 30.0,
 ) -> dict[str, Any]:
-    """Train (or resume) one run in ``work_dir`` and publish its last checkpoint, log and curve.
+    """Train (or resume) one run in ``work_dir`` on ``cfg["gpus"]`` GPUs and publish model, log and curve.
 
-    Checkpoints stay in ``work_dir`` (never a declared Snakemake output, so a killed, requeued or extended
-    run resumes from ``work_dir/checkpoint_last.pt``); the published files are copies made once training
-    has finished.
+    Takes the run's GPUs first (:func:`blobloss.gpu.gpu_slot` with ``count = cfg["gpus"]``: all K at once,
+    or none; a no-op under a scheduler or without GPUs, where ``gpus: K`` runs K CPU ranks). Checkpoints
+    stay in ``work_dir`` (never a declared Snakemake output, so a killed, requeued or extended run resumes
+    from ``work_dir/checkpoint_last.pt``); the published files are copies made once training has finished.
+    One progress line per epoch (at most one per ``progress_interval`` seconds) goes to the process's
+    original stderr, i.e. the terminal that runs snakemake, while the job log holds every epoch's line.
 
     Args:
-        cfg: Training config (:func:`blobloss.training.loop.train`), with ``seed`` set.
+        cfg: Training config (:func:`blobloss.training.loop.train`), with ``seed`` and ``gpus`` set.
         train_cases: ``[{"name", "image", "instances"}, ...]`` file paths of the training cases.
         val_cases: Validation cases in the same form (may be empty).
-        work_dir: Folder of the run's checkpoints, ``log.csv`` and ``curve.png``.
+        work_dir: Folder of the run's checkpoints, ``log.csv``, ``curve.png`` and ``progress.json``.
         out_model: Where the final ``checkpoint_last.pt`` is published.
         out_log: Where ``log.csv`` is published.
         out_curve: Where ``curve.png`` is published.
-        threads: CPU threads for torch (None: torch's default).
+        threads: CPU threads for torch, shared by the ranks (None: torch's default).
+        run: ``{"dataset", "setting", "seed"}``: names the run in the progress lines and ``progress.json``.
+        progress_interval: Minimum seconds between two progress lines on the terminal.
 
     Returns:
         The training summary of :func:`blobloss.training.loop.train`.
     """
+    import sys
+
     import torch
 
+    from blobloss.gpu import gpu_slot
     from blobloss.training.loop import train
 
+    gpus = int(cfg.get("gpus", 1))
     if threads:
         torch.set_num_threads(int(threads))
-    summary = train(dict(cfg), list(train_cases), list(val_cases) or None, work_dir)
+    with gpu_slot(count=gpus) as devices:
+        logger.info("CUDA_VISIBLE_DEVICES=%s, %d rank(s)", devices, gpus)
+        summary = train(
+            dict(cfg),
+            list(train_cases),
+            list(val_cases) or None,
+            work_dir,
+            run=run,
+            progress_stream=sys.__stderr__,
+            progress_interval=progress_interval,
+        )
     work = Path(work_dir)
     _publish(work / "checkpoint_last.pt", out_model)
     _publish(work / "log.csv", out_log)

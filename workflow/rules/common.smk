@@ -202,7 +202,7 @@ def dataset_split(dataset):
 # ---------------------------------------------------------------------------------------------------
 SETTINGS = {name: {st["name"]: st for st in ds["training"]["losses"]} for name, ds in DATASETS.items()}
 # The keys of a setting that are not options of its loss.
-_SETTING_KEYS = ("name", "loss", "lr", "model")
+_SETTING_KEYS = ("name", "loss", "lr", "model", "gpus")
 
 
 def setting_loss(dataset, setting):
@@ -213,6 +213,8 @@ def setting_loss(dataset, setting):
         return loss_config(st["loss"], **options)
     except ValueError as err:
         raise WorkflowError(f"dataset {dataset!r}, training.losses setting {setting!r}: {err}") from None
+
+
 SPLITS = {name: dataset_split(name) for name in DATASETS}
 
 
@@ -224,6 +226,12 @@ def _check_settings():
             raise WorkflowError(
                 f"dataset {name!r}: loss setting names {dupes} appear more than once in training.losses; "
                 "give every setting its own name"
+            )
+        opt = ds["training"]["optimizer"]
+        if opt.get("schedule") == "ranger21" and opt["name"] != "ranger21":
+            raise WorkflowError(
+                f"dataset {name!r}: training.optimizer.schedule 'ranger21' is Ranger21's own schedule; "
+                f"optimizer {opt['name']!r} has none: set schedule: constant (or leave it out)"
             )
         tr = ds["training"]
         try:
@@ -303,11 +311,23 @@ def train_config(wildcards):
             "foreground_prob", "val_every", "deterministic", "tensorboard", "pad_to_patch")
     return dict(
         {k: tr[k] for k in keys},
+        gpus=train_gpus(wildcards),
         model=model,
         optimizer=optimizer,
         loss=setting_loss(wildcards.dataset, wildcards.setting),
         seed=int(wildcards.seed),
     )
+
+
+def train_gpus(wildcards):
+    """GPUs (DDP ranks) of one training run: the loss entry's `gpus`, else the dataset's training.gpus."""
+    st = SETTINGS[wildcards.dataset][wildcards.setting]
+    return int(st.get("gpus") or DATASETS[wildcards.dataset]["training"]["gpus"])
+
+
+def run_name(wildcards):
+    """Names of one training run for its progress lines and progress.json."""
+    return {"dataset": wildcards.dataset, "setting": wildcards.setting, "seed": int(wildcards.seed)}
 
 
 def split_cases(dataset, part):

@@ -7,6 +7,9 @@ def _given_instances(wildcards):
     return []
 
 
+localrules: components  # cheap per-case jobs: never a cluster job of their own
+
+
 rule components:
     """Instance map of one case with cc3d (or the ids the label file already held)."""
     input:

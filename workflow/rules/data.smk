@@ -26,6 +26,9 @@ rule check_dataset:
         "../../scripts/check_dataset.py"
 
 
+localrules: convert_case, convert_case_with_ids, manifest  # cheap jobs: never a cluster job of their own
+
+
 rule convert_case:
     """Convert one case: integrity checks, normalization, NIfTI image and binary label, meta.json."""
     input:

@@ -53,6 +53,7 @@ rule metrics:
         run=run_columns,
     message:
         "metrics of {wildcards.dataset}/{wildcards.setting}/seed{wildcards.seed}/{wildcards.checkpoint}"
+    group: "evaluate"  # with the predictions of its run (infer.smk)
     log:
         LOGS + "/metrics/{dataset}/{setting}/seed{seed}/{checkpoint}.log",
     conda:

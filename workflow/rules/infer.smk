@@ -35,6 +35,8 @@ rule predict:
         preds=_test_case_paths("pred"),
         name=lambda wc: f"{wc.dataset}/{wc.setting}/seed{wc.seed}/{wc.checkpoint}",
     threads: max(1, min(workflow.cores, 8))
+    # on a cluster: one job per model and checkpoint predicts all its test cases and evaluates them
+    group: "evaluate"
     resources:
         gpu=1,
     message:

@@ -13,6 +13,9 @@ def _table_output(name, path):
     return path
 
 
+localrules: tables, detection_figure, paired_figure, training_curves  # cheap jobs: never a cluster job of their own
+
+
 rule tables:
     """Table 1 (and at the best checkpoint), Table 2 per ablated dataset, pooled counts, per-case table."""
     input:

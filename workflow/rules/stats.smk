@@ -1,6 +1,9 @@
 # Blob statistics (docs/definitions.md section 4, paper Fig. 4): a feature table per dataset and one figure.
 
 
+localrules: blob_features, blob_statistics  # cheap jobs: never a cluster job of their own
+
+
 rule blob_features:
     """Blob count per case and shape features per blob (volume, compactness, sphereness, stringness, skewness)."""
     input:

@@ -1,4 +1,4 @@
-# Training (SPEC section 7): one job per (dataset, loss setting, seed), one GPU each.
+# Training (SPEC section 7): one job per (dataset, loss setting, seed) on training.gpus GPUs (DDP ranks).
 
 def _train_inputs(wildcards):
     cases = split_cases(wildcards.dataset, "train") + split_cases(wildcards.dataset, "val")
@@ -39,9 +39,12 @@ rule train:
         train_cases=lambda wc: _case_files(wc, "train"),
         val_cases=lambda wc: _case_files(wc, "val"),
         work=lambda wc: PATHS["train_work"].format(**wc),
+        run=run_name,
     threads: max(1, min(workflow.cores, 8))
     resources:
-        gpu=1,
+        # K GPUs per run: locally the job takes K devices at once (blobloss.gpu.gpu_slot); on SLURM one
+        # job with one task and K GPUs (profiles/slurm)
+        gpu=train_gpus,
     message:
         "train {wildcards.dataset}/{wildcards.setting}/seed{wildcards.seed}"
     log:

@@ -99,8 +99,12 @@ def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") ->
     return state
 
 
-def capture_rng_state() -> dict[str, Any]:
+def capture_rng_state(device: torch.device | None = None) -> dict[str, Any]:
     """Return the states of every random generator a training step may use.
+
+    Args:
+        device: A rank's CUDA device: keep only that device's CUDA state (a rank of a multi-GPU run must
+            not touch the other GPUs). None: every CUDA device's state.
 
     Returns:
         ``{"torch": ByteTensor, "cuda": list[ByteTensor] (empty without CUDA), "numpy": tuple,
@@ -111,19 +115,24 @@ def capture_rng_state() -> dict[str, Any]:
         >>> bool(torch.rand(1) == a)
         True
     """
+    if device is not None and torch.device(device).type == "cuda":
+        cuda = [torch.cuda.get_rng_state(device)]
+    else:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": cuda,
         "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
+def restore_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
     """Restore generator states captured by :func:`capture_rng_state`.
 
     CUDA states are restored only when CUDA is available and the device count matches (a checkpoint
-    from another machine then continues with freshly seeded CUDA generators).
+    from another machine then continues with freshly seeded CUDA generators); with ``device`` (a rank's
+    CUDA device) the one saved state goes to that device.
 
     Example:
         >>> s = capture_rng_state(); x = np.random.rand(); restore_rng_state(s)
@@ -132,7 +141,10 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     """
     torch.set_rng_state(state["torch"].cpu() if hasattr(state["torch"], "cpu") else state["torch"])
     cuda = state.get("cuda") or []
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+    if device is not None and torch.device(device).type == "cuda":
+        if len(cuda) == 1:
+            torch.cuda.set_rng_state(cuda[0].cpu(), device)
+    elif cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])

@@ -15,9 +15,16 @@ nothing real) unless ``pad_to_patch=True`` (the config's ``training.pad_to_patch
 (image and instance map, evenly on both sides) once, when the case is cached, with a warning.
 
 Seeding: every case draw uses its own ``numpy.random.Generator`` seeded from ``(seed, epoch, case index)``
-(the DataLoader passes ``(epoch, index)`` keys produced in the main process by :class:`EpochSampler`), so
-the crops of an epoch do not depend on the number of workers, on which worker serves which case, or on
-whether the run was resumed. The case order of an epoch is a permutation seeded from ``(seed, epoch)``.
+(the DataLoader passes ``(epoch, index)`` keys produced in the main process by :class:`EpochSampler` or
+:class:`GlobalBatchSampler`), so the crops of an epoch do not depend on the number of workers, on which
+worker serves which case, or on whether the run was resumed. The case order of an epoch is a permutation
+seeded from ``(seed, epoch)``.
+
+Several ranks (DDP): the *global* batch of ``batch_size`` cases (``batch_size * crops_per_case`` crops) is
+the same whatever the number of ranks; :class:`GlobalBatchSampler` gives rank ``r`` of ``W`` the crops
+``[r * n // W, (r + 1) * n // W)`` of a batch of ``n`` crops (a case's crops may be split between ranks:
+each rank draws the case's crop positions from the same generator and cuts out only its own). Every rank
+therefore trains on distinct crops, and the crops of an epoch are those of a one-rank run.
 
 Caching: all cases are read once (through :mod:`blobloss.io`) into memory when the dataset is built, in
 the main process; DataLoader workers started by ``fork`` (the Linux default) share those arrays
@@ -26,6 +33,7 @@ copy-on-write, so memory does not grow with the number of workers.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,7 +43,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm.auto import tqdm
 
 from blobloss.data.checks import check_patch_size
 from blobloss.io import load_case_image, load_image
@@ -44,13 +51,17 @@ __all__ = [
     "CaseData",
     "CropDataset",
     "EpochSampler",
+    "GlobalBatchSampler",
     "batches_per_epoch",
     "collate_crops",
+    "crop_bounds",
     "load_training_case",
     "make_loader",
 ]
 
 PathLike = str | os.PathLike[str]
+
+logger = logging.getLogger(__name__)
 
 # Tag mixed into the seed of the per-epoch case permutation, to keep it independent of the crop streams.
 _ORDER_TAG = 0x5EED0
@@ -164,13 +175,14 @@ class CropDataset(Dataset):
         crops_per_case: Crops drawn per case and item (K).
         seed: Base seed.
         foreground_prob: Probability that a crop is centred on a foreground voxel (paper: 0.95).
-        progress: Show a progress bar while loading.
+        progress: Log one line per loaded case (logger ``blobloss.training.data``).
         pad_to_patch: Zero-pad cases smaller than ``patch_size`` (with a warning) instead of raising.
 
     Items:
         ``dataset[(epoch, index)]`` (or ``dataset[index]``, meaning epoch 0) returns a dict with
         ``image``: ``(K, C, *patch_size)`` float32 tensor and ``instances``: ``(K, 1, *patch_size)`` int32
         tensor (full-volume instance ids). The same key always gives the same crops.
+        ``dataset[(epoch, index, lo, hi)]`` gives only the crops ``lo..hi-1`` of those K (a rank's share).
 
     Raises:
         ValueError: On an empty case list, inconsistent channels or dimensionality, a patch size of the
@@ -208,11 +220,10 @@ class CropDataset(Dataset):
         self.seed = int(seed)
         self.foreground_prob = float(foreground_prob)
         self.cases: list[CaseData] = []
-        iterator = enumerate(cases)
-        if progress:
-            iterator = tqdm(iterator, total=len(cases), desc="caching cases", leave=False)
-        for i, case in iterator:
+        for i, case in enumerate(cases):
             name, image, instances = load_training_case(case, i)
+            if progress:
+                logger.info("cached case %d/%d: %s", i + 1, len(cases), name)
             if image.ndim - 1 != len(self.patch_size):
                 raise ValueError(
                     f"case {name}: {image.ndim - 1} spatial axes (image {image.shape}) but patch_size "
@@ -255,16 +266,24 @@ class CropDataset(Dataset):
             )
         return tuple(int(rng.integers(lim + 1)) for lim in limits)
 
-    def crops(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """Draw ``crops_per_case`` crops of case ``index`` with ``rng``.
+    def crops(
+        self, index: int, rng: np.random.Generator, lo: int = 0, hi: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Draw the ``crops_per_case`` crop positions of case ``index`` with ``rng``; cut out crops lo..hi-1.
 
         Returns:
-            ``{"image": (K, C, *patch) float32, "instances": (K, 1, *patch) int32}`` tensors.
+            ``{"image": (hi - lo, C, *patch) float32, "instances": (hi - lo, 1, *patch) int32}`` tensors
+            (``hi`` defaults to K: all crops).
         """
+        hi = self.crops_per_case if hi is None else int(hi)
+        if not 0 <= lo < hi <= self.crops_per_case:
+            raise IndexError(f"crop range [{lo}, {hi}) is not inside [0, {self.crops_per_case})")
         case = self.cases[index]
         images, insts = [], []
-        for _ in range(self.crops_per_case):
+        for j in range(hi):
             start = self._crop_start(case, rng)
+            if j < lo:
+                continue  # drawn (so later crops match a one-rank run) but cut out by another rank
             sl = tuple(slice(s, s + p) for s, p in zip(start, self.patch_size))
             images.append(case.image[(slice(None),) + sl])
             insts.append(case.instances[sl][None])
@@ -273,12 +292,15 @@ class CropDataset(Dataset):
             "instances": torch.from_numpy(np.stack(insts)),
         }
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        epoch, index = (0, key) if isinstance(key, (int, np.integer)) else key
+    def __getitem__(self, key: int | tuple[int, ...]) -> dict[str, torch.Tensor]:
+        if isinstance(key, (int, np.integer)):
+            key = (0, int(key))
+        epoch, index = key[0], key[1]
+        lo, hi = (int(key[2]), int(key[3])) if len(key) == 4 else (0, None)
         if not 0 <= int(index) < len(self.cases):
             raise IndexError(f"case index {index} out of range for {len(self.cases)} cases")
         rng = np.random.default_rng([self.seed, int(epoch), int(index)])
-        return self.crops(int(index), rng)
+        return self.crops(int(index), rng, lo, hi)
 
 
 class EpochSampler(Sampler):
@@ -319,6 +341,122 @@ class EpochSampler(Sampler):
         return iter([(self.epoch, int(i)) for i in order])
 
 
+def crop_bounds(n_crops: int, rank: int, world_size: int) -> tuple[int, int]:
+    """The crops ``[lo, hi)`` of a global batch of ``n_crops`` crops that rank ``rank`` of ``world_size`` gets.
+
+    Example:
+        >>> [crop_bounds(5, r, 2) for r in range(2)], crop_bounds(1, 0, 2), crop_bounds(1, 1, 2)
+        ([(0, 2), (2, 5)], (0, 0), (0, 1))
+    """
+    return rank * n_crops // world_size, (rank + 1) * n_crops // world_size
+
+
+class GlobalBatchSampler(Sampler):
+    """Batches of ``(epoch, case, lo, hi)`` keys: one rank's share of each global batch of an epoch.
+
+    The global batch ``b`` of an epoch holds the cases ``order[b * B:(b + 1) * B]`` (``order`` is the
+    permutation of :class:`EpochSampler`) and their ``n = cases * K`` crops in order (case by case, crop by
+    crop). With ``split="crops"`` (training) rank ``r`` gets the crops :func:`crop_bounds` ``(n, r, W)`` of
+    every batch; a rank whose share is empty (a last batch with fewer crops than ranks) gets the batch's
+    last crop as a stand-in, which the training step counts with weight 0 (:meth:`share`). With
+    ``split="batches"`` (validation) rank ``r`` gets the whole batches ``r, r + W, ...``. With ``W = 1``
+    both give the batches of a plain DataLoader over :class:`EpochSampler` with ``batch_size = B``.
+
+    Use it as a DataLoader's ``batch_sampler`` (see :func:`make_loader`); call :meth:`set_epoch` first.
+
+    Args:
+        num_cases: Number of cases.
+        batch_size: Cases per global batch (B).
+        crops_per_case: Crops per case (K).
+        seed: Base seed (case order).
+        shuffle: Permute the cases each epoch (training) or keep their order (validation).
+        rank: This rank (0-based).
+        world_size: Number of ranks (W).
+        split: ``"crops"`` or ``"batches"``.
+
+    Example:
+        >>> s = GlobalBatchSampler(3, batch_size=2, crops_per_case=2, seed=0, shuffle=False, rank=1,
+        ...                        world_size=2)
+        >>> list(s)
+        [[(0, 1, 0, 2)], [(0, 2, 1, 2)]]
+        >>> s.share(1)  # batch 1 has 2 crops: rank 1 has crop 1 of them
+        (2, 1, 2)
+    """
+
+    def __init__(
+        self,
+        num_cases: int,
+        batch_size: int,
+        crops_per_case: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        split: str = "crops",
+    ) -> None:
+        if int(batch_size) < 1 or int(crops_per_case) < 1:
+            raise ValueError(f"batch_size and crops_per_case must be >= 1, got {batch_size!r}, {crops_per_case!r}")
+        if not 0 <= int(rank) < int(world_size):
+            raise ValueError(f"rank {rank!r} must lie in [0, world_size={world_size!r})")
+        if split not in ("crops", "batches"):
+            raise ValueError(f"split must be 'crops' or 'batches', got {split!r}")
+        self.order = EpochSampler(num_cases, seed, shuffle)
+        self.seed = int(seed)
+        self.num_cases = int(num_cases)
+        self.batch_size = int(batch_size)
+        self.crops_per_case = int(crops_per_case)
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.split = split
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose batches the next iteration yields."""
+        self.order.set_epoch(epoch)
+
+    @property
+    def num_batches(self) -> int:
+        """Global batches per epoch: ``ceil(num_cases / batch_size)``."""
+        return batches_per_epoch(self.num_cases, self.batch_size)
+
+    def batch_crops(self, b: int) -> int:
+        """Number of crops of global batch ``b``."""
+        return min(self.batch_size, self.num_cases - b * self.batch_size) * self.crops_per_case
+
+    def share(self, b: int, rank: int | None = None) -> tuple[int, int, int]:
+        """``(n, lo, hi)``: the crops of global batch ``b`` and the slice ``[lo, hi)`` of ``rank`` (default: own)."""
+        n = self.batch_crops(b)
+        lo, hi = crop_bounds(n, self.rank if rank is None else int(rank), self.world_size)
+        return n, lo, hi
+
+    def batches(self) -> list[int]:
+        """The global batch indices this rank takes part in, in order."""
+        if self.split == "batches":
+            return list(range(self.rank, self.num_batches, self.world_size))
+        return list(range(self.num_batches))
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int, int]]]:
+        keys = list(self.order)
+        epoch = self.order.epoch
+        k = self.crops_per_case
+        out = []
+        for b in self.batches():
+            cases = [idx for _, idx in keys[b * self.batch_size : (b + 1) * self.batch_size]]
+            n = len(cases) * k
+            lo, hi = (0, n) if self.split == "batches" else crop_bounds(n, self.rank, self.world_size)
+            if hi <= lo:  # empty share: the batch's last crop stands in (weight 0 in the step)
+                lo, hi = n - 1, n
+            batch = []
+            for pos, idx in enumerate(cases):
+                a, z = max(lo - pos * k, 0), min(hi - pos * k, k)
+                if a < z:
+                    batch.append((epoch, idx, a, z))
+            out.append(batch)
+        return iter(out)
+
+
 def collate_crops(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Concatenate the crops of several cases: ``B`` items of ``(K, ...)`` -> ``(B * K, ...)``.
 
@@ -333,11 +471,14 @@ def collate_crops(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
 def make_loader(
     dataset: CropDataset,
     batch_size: int,
-    sampler: EpochSampler,
+    sampler: EpochSampler | GlobalBatchSampler,
     num_workers: int = 0,
     pin_memory: bool = False,
 ) -> DataLoader:
     """DataLoader over ``dataset`` with ``batch_size`` cases per batch (all batches kept, none dropped).
+
+    With a :class:`GlobalBatchSampler` the loader yields that sampler's batches (one rank's crops of each
+    global batch; ``batch_size`` is then the sampler's).
 
     Workers are persistent (kept between epochs) when ``num_workers > 0``. The loader gets its own
     ``torch.Generator`` so creating an iterator never consumes the global torch RNG (which drives
@@ -346,7 +487,8 @@ def make_loader(
     Args:
         dataset: The crop dataset.
         batch_size: Cases per batch (each gives ``crops_per_case`` crops).
-        sampler: Key sampler (call its ``set_epoch`` every epoch).
+        sampler: Key sampler (:class:`EpochSampler`) or batch sampler (:class:`GlobalBatchSampler`); call its
+            ``set_epoch`` every epoch.
         num_workers: Worker processes (0 = load in the main process).
         pin_memory: Pin batches in page-locked memory (use with CUDA).
 
@@ -364,6 +506,16 @@ def make_loader(
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if int(num_workers) < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
+    if isinstance(sampler, GlobalBatchSampler):
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=int(num_workers),
+            collate_fn=collate_crops,
+            pin_memory=pin_memory,
+            persistent_workers=num_workers > 0,
+            generator=torch.Generator().manual_seed(sampler.seed),
+        )
     return DataLoader(
         dataset,
         batch_size=int(batch_size),

@@ -3,13 +3,19 @@
 Ranger21 comes from the maintained ``pytorch_optimizer`` package (``pytorch_optimizer.Ranger21``), not the
 original research repository (lessw2020/Ranger21), which is unpackaged and unmaintained.
 
-Learning-rate schedule. The paper states "Ranger21 with a constant initial learning rate". Ranger21 ships
-a built-in linear warm-up and a warm-down over the last 28 % of ``num_iterations``. The project's default
-``schedule="constant"`` disables that schedule (``disable_lr_scheduler=True``), so the learning rate is the
-configured constant for the whole run: this is the reading of the paper's wording that the SPEC adopts,
-and it makes resuming and extending a run exact (the schedule then does not depend on the total number of
-epochs). ``schedule="ranger21"`` keeps Ranger21's warm-up/warm-down over ``num_iterations`` =
-epochs x batches per epoch for users who want the original optimizer's behaviour.
+Learning-rate schedule. The paper keeps the initial learning rate the same *between training runs* (every
+loss of a dataset starts from the same lr); it does not switch Ranger21's schedule off. The default
+``schedule="ranger21"`` therefore keeps Ranger21's own schedule over ``num_iterations`` = epochs x batches
+per epoch (see docs/definitions.md section 7):
+
+* linear warm-up over ``ceil(2 / (1 - beta2))`` = 2000 steps (beta2 = 0.999), or over the first 22 % of the
+  run when 2000 steps would exceed 45 % of it;
+* constant ``lr`` until 72 % of the run;
+* linear warm-down over the last 28 % of the steps to ``min(3e-5, lr)``.
+
+``schedule="constant"`` (``disable_lr_scheduler=True``) keeps ``lr`` for the whole run instead. Both
+schedules live inside the optimizer's state, so no scheduler object exists and a checkpoint's optimizer
+state restores the position in the schedule.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from pytorch_optimizer import Ranger21
 __all__ = ["OPTIMIZER_NAMES", "SCHEDULES", "build_optimizer", "build_optimizer_from_config", "current_lr"]
 
 OPTIMIZER_NAMES: tuple[str, ...] = ("ranger21", "adamw", "sgd")
-SCHEDULES: tuple[str, ...] = ("constant", "ranger21")
+SCHEDULES: tuple[str, ...] = ("ranger21", "constant")
+#: Learning rate at the end of Ranger21's warm-down (its own default), capped at the initial lr.
+WARM_DOWN_MIN_LR = 3e-5
 
 
 def build_optimizer(
@@ -31,10 +39,10 @@ def build_optimizer(
     lr: float = 1e-3,
     weight_decay: float | None = None,
     num_iterations: int | None = None,
-    schedule: str = "constant",
+    schedule: str | None = None,
     momentum: float = 0.9,
 ) -> torch.optim.Optimizer:
-    """Create an optimizer with a constant learning rate (or Ranger21's own schedule).
+    """Create an optimizer; Ranger21 with its own warm-up/warm-down schedule by default.
 
     Args:
         params: Parameters to optimize (``model.parameters()``).
@@ -42,10 +50,12 @@ def build_optimizer(
         lr: Learning rate (> 0); the paper uses 1e-2 or 1e-3 depending on the dataset.
         weight_decay: Weight decay; ``None`` takes each optimizer's default (Ranger21 1e-4, AdamW 1e-2,
             SGD 0).
-        num_iterations: Total optimizer steps (epochs x batches per epoch). Ranger21 requires it; with
-            ``schedule="constant"`` it only sizes the (disabled) schedule.
-        schedule: Ranger21 only: ``"constant"`` (default, schedule disabled) or ``"ranger21"`` (built-in
-            linear warm-up and warm-down over ``num_iterations``).
+        num_iterations: Total optimizer steps (epochs x batches per epoch). Ranger21 requires it: its
+            schedule's warm-up and warm-down are fractions of it.
+        schedule: ``"ranger21"`` (Ranger21 only: its built-in linear warm-up and warm-down over
+            ``num_iterations``, see the module docstring), ``"constant"`` (``lr`` for every step), or
+            ``None`` (default): the optimizer's own, i.e. ``"ranger21"`` for Ranger21 and ``"constant"``
+            for AdamW and SGD.
         momentum: SGD momentum.
 
     Returns:
@@ -58,8 +68,8 @@ def build_optimizer(
     Example:
         >>> net = torch.nn.Linear(2, 1)
         >>> opt = build_optimizer(net.parameters(), "ranger21", lr=1e-2, num_iterations=100)
-        >>> type(opt).__name__, current_lr(opt)
-        ('Ranger21', 0.01)
+        >>> type(opt).__name__, opt.num_warm_up_iterations, opt.start_warm_down
+        ('Ranger21', 22, 72)
     """
     key = str(name).lower()
     if key not in OPTIMIZER_NAMES:
@@ -68,6 +78,8 @@ def build_optimizer(
         raise ValueError(f"lr must be > 0, got {lr!r}.")
     if weight_decay is not None and weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
+    if schedule is None:
+        schedule = "ranger21" if key == "ranger21" else "constant"
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}.")
     lr = float(lr)
@@ -82,10 +94,13 @@ def build_optimizer(
             num_iterations=int(num_iterations),
             lr=lr,
             disable_lr_scheduler=(schedule == "constant"),
+            warm_down_min_lr=min(WARM_DOWN_MIN_LR, lr),
             **kwargs,
         )
     if schedule != "constant":
-        raise ValueError(f"schedule={schedule!r} exists only for Ranger21; use 'constant' with {key!r}.")
+        raise ValueError(
+            f"schedule={schedule!r} exists only for Ranger21; set optimizer.schedule: constant with {key!r}."
+        )
     if key == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=1e-2 if weight_decay is None else float(weight_decay))
     return torch.optim.SGD(
@@ -108,7 +123,8 @@ def build_optimizer_from_config(
         The optimizer, see :func:`build_optimizer`.
 
     Example:
-        >>> opt = build_optimizer_from_config(torch.nn.Linear(2, 1).parameters(), {"name": "adamw", "lr": 1e-3}, 10)
+        >>> opt = build_optimizer_from_config(
+        ...     torch.nn.Linear(2, 1).parameters(), {"name": "adamw", "lr": 1e-3, "schedule": "constant"}, 10)
         >>> current_lr(opt)
         0.001
     """
