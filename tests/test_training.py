@@ -307,7 +307,7 @@ def test_dataset_reads_files_through_blobloss_io(tmp_path: Path) -> None:
     save_nifti(tmp_path / "c1" / "instances.nii.gz", inst, dtype=np.uint32)
     ds = CropDataset(
         [{"image": tmp_path / "c1" / "image.nii.gz", "instances": tmp_path / "c1" / "instances.nii.gz"}],
-        (32, 32, 16), crops_per_case=1,
+        (16, 16, 16), crops_per_case=1,
     )
     assert ds.in_channels == 2 and ds.spatial_dims == 3 and ds.cases[0].name == "c1"
     item = ds[(0, 0)]
