@@ -394,3 +394,73 @@ def test_detection_by_size_errors(blobs_and_cases) -> None:
         detection_by_size(blobs, cases, {})
     with pytest.raises(ValueError, match="no size bins for dataset 'd'"):
         small_recall(blobs, cases, {})
+
+
+# --------------------------------------------------------------------------------------------------
+# the pipeline's jobs (blobloss.evaluation) on small CSVs
+# --------------------------------------------------------------------------------------------------
+def _write_runs(tmp_path, blobs: pd.DataFrame) -> tuple[list, list]:
+    """Per-run metrics.csv and blobs.csv files for blobs_and_cases-like data of settings 's' and 'b'."""
+    metrics_paths, blob_paths = [], []
+    rng = np.random.default_rng(0)
+    for setting in ("s", "b"):
+        for seed in (0, 1):
+            run = dict(dataset="d", setting=setting, loss="dice" if setting == "s" else "blob_dice", lr=0.01,
+                       alpha=NAN if setting == "s" else 2.0, beta=NAN if setting == "s" else 1.0,
+                       model="basicunet", seed=seed, checkpoint="last")
+            rows = [dict(run, case=c, dsc=rng.uniform(), sensitivity=0.5, precision=0.5, surface_dice=0.5,
+                         tp=1, fp=0, fn=0, instance_sensitivity=1.0, instance_precision=1.0,
+                         f1=rng.uniform(), gt_empty=False, pred_empty=False)
+                    for c in ("a", "b", "e")]
+            folder = tmp_path / setting / f"seed{seed}"
+            folder.mkdir(parents=True)
+            pd.DataFrame(rows).to_csv(folder / "metrics.csv", index=False)
+            mine = blobs[blobs["seed"] == seed].assign(setting=setting, loss=run["loss"])
+            mine.to_csv(folder / "blobs.csv", index=False)
+            metrics_paths.append(folder / "metrics.csv")
+            blob_paths.append(folder / "blobs.csv")
+    return metrics_paths, blob_paths
+
+
+def test_detection_and_comparison_jobs(blobs_and_cases, tmp_path) -> None:
+    from blobloss.evaluation import comparison_job, detection_by_size_job
+
+    blobs, _ = blobs_and_cases
+    metrics_paths, blob_paths = _write_runs(tmp_path, blobs)
+    out = tmp_path / "tables"
+    table = detection_by_size_job(metrics_paths, blob_paths, {"d": [1.0, 10.0, 1000.0]}, out / "detection_by_size",
+                                  out / "small_recall.csv")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "detection_by_size.csv", "detection_by_size.html", "detection_by_size.md", "small_recall.csv"]
+    assert tuple(pd.read_csv(out / "detection_by_size.csv").columns) == DETECTION_COLUMNS
+    assert table["setting"].tolist() == ["s", "s", "b", "b"] and table["loss"].tolist()[-1] == "blob_dice"
+    small = pd.read_csv(out / "small_recall.csv")
+    assert len(small) == 2 * 2 * 3 and small["small_recall"].isna().sum() == 4  # case e has no blob
+
+    comparison = comparison_job(metrics_paths, out / "small_recall.csv", {"d": [["b", "s"]], "other": []},
+                                out / "comparison", n_resamples=500)
+    back = pd.read_csv(out / "comparison.csv")
+    assert list(back.columns) == list(COMPARISON_COLUMNS)
+    assert back["metric"].tolist() == ["DSC", "SDSC", "F1", "IS", "IP", "small_recall"]
+    row = back.set_index("metric").loc["small_recall"]
+    assert row["n_cases"] == 2 and row["mean_diff"] == pytest.approx(0.0) and row["tied"] == 2
+    assert len(comparison) == 6
+    for ext in ("md", "tex", "html"):
+        assert (out / f"comparison.{ext}").stat().st_size > 0
+    assert "<h1>Paired comparison" in (out / "comparison.html").read_text(encoding="utf-8")
+
+
+def test_tables_job_writes_seed_tables_and_html(tmp_path) -> None:
+    from blobloss.evaluation import tables_job
+
+    blobs = pd.DataFrame(columns=["dataset", "setting", "seed", "checkpoint", "case", "kind", "id",
+                                  "volume_physical", "detected", "tp"])
+    metrics_paths, _ = _write_runs(tmp_path, blobs)
+    written = tables_job(metrics_paths, tmp_path / "tables", {"d": ["b", "s"]}, {"d": []}, {"d": None})
+    t1 = pd.read_csv(written["table1"]["csv"])
+    assert t1["n_seeds"].tolist() == [2, 2] and t1["n_cases"].tolist() == [3, 3]
+    assert t1["DSC_sd"].notna().all()
+    assert sorted(written["table1"]) == ["csv", "html", "md", "tex"]
+    assert sorted(written["pooled"]) == ["csv", "html"]
+    html = written["table1"]["html"].read_text(encoding="utf-8")
+    assert " ± " in html and "mean over seeds" in html
