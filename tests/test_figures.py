@@ -192,6 +192,8 @@ def test_pick_seed_closest_to_the_seed_average(per_case: pd.DataFrame) -> None:
     # c0 differences (blob_dice - dice): seeds 0, 1: 0.125; seed 2: 0.4; mean 0.2167 -> seed 0 (tie with 1)
     seed, at_seed, mean = pick_seed(three, "c0", "dice", "blob_dice")
     assert seed == 0 and at_seed == pytest.approx(0.125) and mean == pytest.approx((0.125 * 2 + 0.4) / 3)
+    # two seeds are always equally far from their mean: the larger difference is shown (c1: 0.75 vs 0.25)
+    assert pick_seed(per_case, "c1", "dice", "blob_dice") == (0, 0.75, 0.5)
     # a seed without a value for one setting is left out: c3 only has seed 0 for blob_dice
     assert pick_seed(per_case, "c3", "dice", "blob_dice") == (0, 0.5, 0.5)
     with pytest.raises(ValueError, match="no seed has"):
@@ -311,7 +313,7 @@ def test_detection_figure_job_names_dataset_case_and_seed(case3d, tmp_path, figu
     assert (case, seed) == ("c0", 2)
     _assert_png(tmp_path / "syn_detection.png")
     title = _titles(figures[-1])[0]
-    assert title.startswith("syn: case c0, seed 2 of 3")
+    assert title.startswith("syn: case c0 (largest seed-averaged F1 difference), shown at seed 2 of seeds 0, 1, 2")
     assert "+0.400 averaged over seeds" in title and "+0.400 at the seed shown" in title
 
 

@@ -95,7 +95,8 @@ def read_blobs(paths: Sequence[PathStr]) -> pd.DataFrame:
 #: What the tables' numbers are (shown under the heading of each table's HTML page in the report).
 SEED_NOTE = (
     "Each value is the mean over seeds of the seed's test-set mean (mean over the test cases, NaN ignored) "
-    "± the standard deviation between seeds (no ± with one seed); n_seeds seeds, n_cases test cases. "
+    "± the standard deviation between seeds (no ± where only one seed has a value); n_seeds seeds, n_cases test "
+    "cases. "
     "DSC, S, P, SDSC are volumetric; F1, IS, IP count blobs (a predicted blob touching the ground truth is "
     "a hit). 'paper X' columns give the paper's reported value where the run matches one of the paper's."
 )
@@ -333,8 +334,8 @@ def detection_figure_job(
     }
     name_a, name_b = names.get(setting_a, setting_a), names.get(setting_b, setting_b)
     title = (
-        f"{dataset + ': ' if dataset else ''}case {case}, seed {seed} of {len(seeds)} "
-        f"(largest seed-averaged F1 difference)\n"
+        f"{dataset + ': ' if dataset else ''}case {case} (largest seed-averaged F1 difference), shown at seed "
+        f"{seed} of seeds {', '.join(map(str, seeds))}\n"
         f"F1 {name_b} - {name_a}: {mean:+.3f} averaged over seeds, {at_seed:+.3f} at the seed shown"
     )
     plot_detection_comparison(image, gt, preds, out_png, title=title, connectivity=conn, spacing=spacing)

@@ -499,8 +499,13 @@ def plot_detection_comparison(
     _paint(reference, _mip(gt_b, axis), DETECTION_COLOURS["gt"], alpha)
 
     n_panels = 2 + len(preds)
-    fig = _new_figure((3.2 * n_panels, 3.8))
-    axes = np.atleast_1d(fig.subplots(1, n_panels, gridspec_kw={"bottom": 0.17, "top": 0.82, "wspace": 0.05}))
+    title_lines = title.count("\n") + 1 if title else 0
+    height = 3.8 + 0.3 * max(title_lines - 1, 0)
+    top = 1.0 - (0.18 * 3.8 + 0.3 * max(title_lines - 1, 0)) / height
+    fig = _new_figure((max(3.2 * n_panels, 2.4 + 0.11 * max((len(t) for t in (title or "").splitlines()), default=0)),
+                       height))
+    axes = np.atleast_1d(fig.subplots(1, n_panels, gridspec_kw={"bottom": 0.17 * 3.8 / height, "top": top,
+                                                                "wspace": 0.05}))
     _image_panel(axes[0], grey, "image (MIP)", aspect)
     _image_panel(axes[1], reference, "ground truth", aspect)
     for ax, (label, found) in zip(axes[2:], detections.items()):
@@ -509,7 +514,7 @@ def plot_detection_comparison(
     handles = [Patch(color=DETECTION_COLOURS[k], label=_DETECTION_LEGEND[k]) for k in ("gt", "tp", "fp", "fn")]
     fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return _save_figure(fig, out_png, dpi)
 
 
@@ -615,7 +620,9 @@ def pick_seed(
         dataset: Dataset, needed when the settings exist in several.
 
     Returns:
-        ``(seed, difference at that seed, difference averaged over seeds)``; ties go to the lowest seed.
+        ``(seed, difference at that seed, difference averaged over seeds)``. Among seeds equally close to
+        the average (with two seeds, always both) the one with the larger absolute difference is shown,
+        then the lowest seed.
 
     Raises:
         ValueError: When no seed has a value of ``metric`` for both settings on ``case``.
@@ -639,7 +646,9 @@ def pick_seed(
     diff = (table[setting_b] - table[setting_a]).sort_index()
     mean = float(diff.mean())
     distance = (diff - mean).abs().round(12)
-    seed = distance.idxmin()
+    closest = diff[distance == distance.min()]
+    # ties (e.g. two seeds, always equally far from their mean): the larger difference, then the lowest seed
+    seed = closest.abs().round(12).sort_index().idxmax()
     return int(seed), float(diff[seed]), mean
 
 
