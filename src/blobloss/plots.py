@@ -323,6 +323,8 @@ def classify_blobs(gt: np.ndarray, pred: np.ndarray, connectivity: int = 26) -> 
     """
     import cc3d
 
+    # Integration note: this follows instance_metrics' rule (any overlap of one voxel is a hit) with its own
+    # cc3d pass; once blobloss.metrics exposes its matching function, classify from that instead.
     from blobloss.metrics import _check_pair, _resolve_connectivity
 
     pred_b, gt_b = _check_pair(pred, gt)
