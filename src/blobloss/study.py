@@ -25,7 +25,7 @@ baseline, checkpoint); ``better`` / ``worse`` / ``tied`` = cases with d > 0, d <
 Detection by size (:func:`size_bin_edges`, :func:`detection_by_size`, :func:`small_recall`). Blob sizes are
 ``volume_physical`` (voxel count x voxel volume, the dataset's spacing unit). The bins are fixed per
 dataset and identical for all settings: the user's edges, or ``n`` log-spaced bins between the smallest
-and the largest ground-truth blob of the dataset (every distinct ground-truth blob counted once). The
+and the largest ground-truth blob of the dataset's evaluated (test) cases, each counted once. The
 outer bins are open: blobs below the second edge fall into the first bin, blobs at or above the
 second-to-last edge into the last. Recall of a bin = detected / all ground-truth blobs in it, pooled over
 the test cases of one seed; false positives per case = FP predicted blobs in the bin / test cases.
