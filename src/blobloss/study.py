@@ -701,6 +701,8 @@ def detection_by_size(
     losses = {}
     if "loss" in per_case.columns:
         losses = per_case.drop_duplicates(["dataset", "setting"]).set_index(["dataset", "setting"])["loss"].to_dict()
+    by_run = {key: frame for key, frame in blobs.groupby(_RUN, sort=False)}
+    empty = blobs.iloc[:0]
     rows = []
     for run, n in zip(n_cases[_RUN].itertuples(index=False, name=None), n_cases["n_cases"]):
         dataset = run[0]
@@ -708,9 +710,7 @@ def detection_by_size(
             raise ValueError(f"no size bins for dataset {dataset!r}; pass edges for it.")
         e = np.asarray(edges[dataset], float)
         n_bins = e.size - 1
-        mine = blobs
-        for column, value in zip(_RUN, run):
-            mine = mine[mine[column] == value]
+        mine = by_run.get(run, empty)
         gt = mine[mine["kind"] == "gt"]
         pred = mine[mine["kind"] == "pred"]
         gt_bin = _bin_index(_blob_sizes(gt), e)
