@@ -1,7 +1,7 @@
-"""Snakemake job: paired per-case F1 and DSC plot (blobloss.plots.plot_paired)."""
-from blobloss.evaluation import read_metrics
+"""Snakemake job: paired per-case F1 and DSC plot, seed-averaged (blobloss.evaluation.paired_figure_job)."""
+from blobloss.evaluation import paired_figure_job
 from blobloss.logs import log_to_file
-from blobloss.plots import plot_paired
 
 with log_to_file(snakemake.log[0]):
-    plot_paired(read_metrics(snakemake.input.metrics), *snakemake.params.pair, snakemake.output[0])
+    paired_figure_job(snakemake.input.metrics, *snakemake.params.pair, snakemake.output[0],
+                      dataset=snakemake.wildcards.dataset)

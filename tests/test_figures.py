@@ -1,23 +1,51 @@
-"""Tests for the results figures in blobloss.plots (detection overlays, paired plot, training curves)."""
+"""Tests for the results figures in blobloss.plots (detection overlays, paired plot, recall by size, training
+curves) and the figure jobs of blobloss.evaluation."""
 
 from __future__ import annotations
 
+import math
+
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
+import blobloss.plots as plots
 from blobloss.metrics import instance_metrics
 from blobloss.plots import (
     DETECTION_COLOURS,
     classify_blobs,
     detection_overlay,
     pick_case,
+    pick_seed,
     plot_detection_comparison,
     plot_paired,
+    plot_recall_by_size,
     plot_training_curves,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture()
+def figures(monkeypatch) -> list:
+    """The matplotlib figures the plotting functions save (to read their titles)."""
+    saved = []
+    original = plots._save_figure
+
+    def capture(fig, out_png, dpi):
+        saved.append(fig)
+        return original(fig, out_png, dpi)
+
+    monkeypatch.setattr(plots, "_save_figure", capture)
+    return saved
+
+
+def _titles(fig) -> list[str]:
+    texts = [ax.get_title() for ax in fig.axes]
+    if fig._suptitle is not None:
+        texts.insert(0, fig._suptitle.get_text())
+    return texts
 
 
 def _assert_png(path) -> None:
@@ -158,9 +186,26 @@ def test_pick_case_errors(per_case: pd.DataFrame) -> None:
     assert pick_case(pd.concat([per_case, per_case.assign(dataset="b")]), "dice", "blob_dice", dataset="b") == "c1"
 
 
-def test_plot_paired(per_case: pd.DataFrame, tmp_path) -> None:
+def test_pick_seed_closest_to_the_seed_average(per_case: pd.DataFrame) -> None:
+    three = pd.concat([per_case, per_case[per_case["seed"] == 0].assign(seed=2)], ignore_index=True)
+    three.loc[(three["seed"] == 2) & (three["case"] == "c0") & (three["setting"] == "blob_dice"), "f1"] = 0.9
+    # c0 differences (blob_dice - dice): seeds 0, 1: 0.125; seed 2: 0.4; mean 0.2167 -> seed 0 (tie with 1)
+    seed, at_seed, mean = pick_seed(three, "c0", "dice", "blob_dice")
+    assert seed == 0 and at_seed == pytest.approx(0.125) and mean == pytest.approx((0.125 * 2 + 0.4) / 3)
+    # two seeds are always equally far from their mean: the larger difference is shown (c1: 0.75 vs 0.25)
+    assert pick_seed(per_case, "c1", "dice", "blob_dice") == (0, 0.75, 0.5)
+    # a seed without a value for one setting is left out: c3 only has seed 0 for blob_dice
+    assert pick_seed(per_case, "c3", "dice", "blob_dice") == (0, 0.5, 0.5)
+    with pytest.raises(ValueError, match="no seed has"):
+        pick_seed(per_case, "c9", "dice", "blob_dice")
+
+
+def test_plot_paired(per_case: pd.DataFrame, tmp_path, figures) -> None:
     out = plot_paired(per_case, "dice", "blob_dice", tmp_path / "paired.png", labels=("dice", "blob dice"))
     _assert_png(out)
+    titles = _titles(figures[-1])
+    assert titles[0] == "toy: per-case values, mean over 2 seeds (last checkpoint)"
+    assert "instance F1 per case (n=4)" in titles[1]
     with pytest.raises(ValueError, match="metrics"):
         plot_paired(per_case, "dice", "blob_dice", tmp_path / "x.png", metrics=())
     with pytest.raises(ValueError, match="lacks columns"):
@@ -170,15 +215,129 @@ def test_plot_paired(per_case: pd.DataFrame, tmp_path) -> None:
 # --------------------------------------------------------------------------------------------------
 # training curves
 # --------------------------------------------------------------------------------------------------
-def test_plot_training_curves(tmp_path) -> None:
+def test_plot_training_curves(tmp_path, figures) -> None:
     epochs = np.arange(1, 6)
     with_val = pd.DataFrame({"epoch": epochs, "train_loss": 1 / epochs, "val_loss": 1.2 / epochs,
                              "lr": 0.01, "seconds": 1.0})
     without_val = pd.DataFrame({"epoch": epochs, "train_loss": 0.8 / epochs, "val_loss": [None] * 5,
                                 "lr": 0.001, "seconds": 1.0})
-    out = plot_training_curves({"dice": with_val, "blob dice": without_val}, tmp_path / "curves.png")
+    out = plot_training_curves({"dice": with_val, "blob dice": without_val}, tmp_path / "curves.png",
+                               title="syn: training curves")
     _assert_png(out)
+    titles = _titles(figures[-1])
+    assert titles[0] == "syn: training curves"
+    assert "validation (dashed)" in titles[1]
+    labels = figures[-1].legends[0].get_texts()
+    assert [t.get_text() for t in labels] == ["dice (train)", "dice (val)", "blob dice (train)"]
+    # no run logged a validation loss: the panel promises none
+    plot_training_curves({"blob dice": without_val}, tmp_path / "curves2.png")
+    assert _titles(figures[-1])[0] == "training loss (no validation cases)"
     with pytest.raises(ValueError, match="logs is empty"):
         plot_training_curves({}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="lacks columns"):
         plot_training_curves({"dice": with_val.drop(columns="lr")}, tmp_path / "x.png")
+
+
+# --------------------------------------------------------------------------------------------------
+# recall by size
+# --------------------------------------------------------------------------------------------------
+def _detection_table(n_seeds: int = 3) -> pd.DataFrame:
+    rows = []
+    for setting, recall in (("dice", [0.2, 0.6, 0.9]), ("blob_dice", [0.4, 0.7, 0.9])):
+        for k, (low, high) in enumerate([(0.0, 10.0), (10.0, 100.0), (100.0, math.inf)]):
+            rows.append(dict(dataset="syn", setting=setting, loss=setting, checkpoint="last", bin=k, bin_low=low,
+                             bin_high=high, n_seeds=n_seeds, n_cases=10, n_gt=[30, 12, 4][k], recall=recall[k],
+                             recall_sd=0.05 if n_seeds > 1 else float("nan"), n_pred=20.0,
+                             fp_per_case=[1.5, 0.2, 0.0][k], fp_per_case_sd=0.1 if n_seeds > 1 else float("nan")))
+    return pd.DataFrame(rows)
+
+
+def test_plot_recall_by_size(tmp_path, figures) -> None:
+    out = plot_recall_by_size(_detection_table(), tmp_path / "syn_recall_by_size.png", labels={"blob_dice": "blob dice"})
+    _assert_png(out)
+    fig = figures[-1]
+    titles = _titles(fig)
+    assert titles[0] == "syn: detection by blob size, 3 seeds, last checkpoint"
+    assert "mean ± sd over seeds" in titles[1] and "false positives" in titles[2]
+    ax_r, ax_fp = fig.axes
+    assert [t.get_text() for t in ax_r.get_xticklabels()] == ["< 10\n(n=30)", "10-100\n(n=12)", ">= 100\n(n=4)"]
+    assert [t.get_text() for t in ax_r.get_legend().get_texts()] == ["dice", "blob dice"]
+    recall_lines = [line.get_ydata().tolist() for line in ax_r.get_lines() if len(line.get_ydata()) == 3]
+    assert [0.2, 0.6, 0.9] in recall_lines and [0.4, 0.7, 0.9] in recall_lines
+    # one seed: no spread promised
+    plot_recall_by_size(_detection_table(1), tmp_path / "one.png")
+    assert "one seed" in _titles(figures[-1])[1]
+
+
+def test_plot_recall_by_size_errors(tmp_path) -> None:
+    table = _detection_table()
+    with pytest.raises(ValueError, match="several datasets"):
+        plot_recall_by_size(pd.concat([table, table.assign(dataset="b")]), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no rows for dataset 'syn' at checkpoint 'best'"):
+        plot_recall_by_size(table, tmp_path / "x.png", checkpoint="best")
+    with pytest.raises(ValueError, match="'tversky'"):
+        plot_recall_by_size(table, tmp_path / "x.png", settings=["tversky"])
+    with pytest.raises(ValueError, match="lacks columns"):
+        plot_recall_by_size(table.drop(columns="recall_sd"), tmp_path / "x.png")
+
+
+# --------------------------------------------------------------------------------------------------
+# figure jobs (blobloss.evaluation)
+# --------------------------------------------------------------------------------------------------
+def _save_nifti(path, array) -> str:
+    nib.save(nib.Nifti1Image(np.asarray(array, dtype=np.float32 if array.dtype.kind == "f" else np.uint8), np.eye(4)),
+             str(path))
+    return str(path)
+
+
+def test_detection_figure_job_names_dataset_case_and_seed(case3d, tmp_path, figures) -> None:
+    from blobloss.evaluation import detection_figure_job
+
+    image, gt, pred = case3d
+    rows = []
+    # case c0: F1 of blob_dice - dice per seed: 0.6, 0.2, 0.4 -> mean 0.4, seed 2 is closest
+    for seed, (fa, fb) in enumerate([(0.2, 0.8), (0.5, 0.7), (0.3, 0.7)]):
+        for setting, f1 in (("dice", fa), ("blob_dice", fb)):
+            rows.append(dict(dataset="syn", setting=setting, loss=setting, seed=seed, checkpoint="last",
+                             case="c0", f1=f1, dsc=0.5))
+            rows.append(dict(dataset="syn", setting=setting, loss=setting, seed=seed, checkpoint="last",
+                             case="c1", f1=0.5, dsc=0.5))
+    pd.DataFrame(rows).to_csv(tmp_path / "metrics.csv", index=False)
+    files = {name: _save_nifti(tmp_path / f"{name}.nii.gz", arr) for name, arr in
+             (("image", image), ("gt", gt.astype(np.uint8)), ("pred", pred.astype(np.uint8)))}
+    preds = {seed: {"c0": files["pred"], "c1": files["pred"]} for seed in range(3)}
+    case, seed = detection_figure_job(
+        [tmp_path / "metrics.csv"], "dice", "blob_dice", images={"c0": files["image"], "c1": files["image"]},
+        labels={"c0": files["gt"], "c1": files["gt"]}, preds_a=preds, preds_b=preds,
+        out_png=tmp_path / "syn_detection.png", dataset="syn")
+    assert (case, seed) == ("c0", 2)
+    _assert_png(tmp_path / "syn_detection.png")
+    title = _titles(figures[-1])[0]
+    assert title.startswith("syn: case c0 (largest seed-averaged F1 difference), shown at seed 2 of seeds 0, 1, 2")
+    assert "+0.400 averaged over seeds" in title and "+0.400 at the seed shown" in title
+
+
+def test_paired_and_curves_jobs_name_the_dataset(per_case: pd.DataFrame, tmp_path, figures) -> None:
+    from blobloss.evaluation import paired_figure_job, training_curves_job
+
+    per_case.assign(loss=per_case["setting"]).to_csv(tmp_path / "m.csv", index=False)
+    paired_figure_job([tmp_path / "m.csv"], "dice", "blob_dice", tmp_path / "p.png", dataset="toy")
+    fig = figures[-1]
+    assert _titles(fig)[0].startswith("toy: per-case values, mean over 2 seeds")
+    assert fig.axes[0].get_ylabel() == "blob dice"
+    log = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [None, None], "lr": [0.01, 0.01]})
+    log.to_csv(tmp_path / "log.csv", index=False)
+    training_curves_job({"dice seed 0": tmp_path / "log.csv"}, tmp_path / "c.png", dataset="toy")
+    assert _titles(figures[-1])[:2] == ["toy: training curves", "training loss (no validation cases)"]
+
+
+def test_recall_figure_job(tmp_path, figures) -> None:
+    from blobloss.evaluation import recall_figure_job
+
+    _detection_table().to_csv(tmp_path / "detection_by_size.csv", index=False)
+    recall_figure_job(tmp_path / "detection_by_size.csv", "syn", tmp_path / "r.png", settings=["blob_dice", "dice"],
+                      size_unit="mm")
+    fig = figures[-1]
+    assert _titles(fig)[0].startswith("syn: detection by blob size")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["blob dice", "dice"]
+    assert fig.axes[0].get_xlabel() == "ground-truth blob size (voxels x voxel volume, mm)"

@@ -44,6 +44,9 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+# The study-statistics jobs rerun whenever any run's metrics change (one recall figure per dataset).
+STUDY_JOBS = {"detection_by_size": 1, "comparison": 1, "recall_by_size_figure": 2}
+
 TINY_TRAINING = {
     "model": {"features": [2, 2, 2, 2, 2, 2]},
     "batch_size": 1,
@@ -118,6 +121,8 @@ def test_dry_run_lists_the_per_case_dag_of_several_datasets(tmp_path: Path) -> N
         (lambda c: c["datasets"]["syn3d"]["training"].update(patch_size=[40, 32, 16]), ["40", "multiple"]),
         (lambda c: c["datasets"]["syn3d"].update(evaluation={"checkpoints": ["best"]}), ["syn3d", "validation"]),
         (lambda c: c["datasets"]["syn2d"].update(evaluation={"table2": ["nope"]}), ["syn2d", "nope"]),
+        (lambda c: c["datasets"]["syn2d"].update(comparisons=[["blob_dice", "dcie"]]), ["syn2d", "dcie", "training.losses"]),
+        (lambda c: c["datasets"]["syn3d"].update(evaluation={"size_bins": [50, 5]}), ["syn3d", "strictly increasing"]),
     ],
 )
 def test_invalid_config_is_rejected_at_parse_time_with_the_key(tmp_path: Path, change, expected) -> None:
@@ -203,11 +208,20 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     pooled = pd.read_csv(res / "tables" / "pooled.csv")
     assert len(pooled) == 4 and (pooled["tp"] + pooled["fn"] > 0).all()
     for ds in ("syn3d", "syn2d"):
-        for fig in ("detection", "paired", "training"):
+        for fig in ("detection", "paired", "training", "recall_by_size"):
             assert (res / "figures" / f"{ds}_{fig}.png").read_bytes()[:4] == b"\x89PNG"
+    comparison = pd.read_csv(res / "tables" / "comparison.csv")
+    assert list(comparison.columns) == ["dataset", "setting", "baseline", "checkpoint", "metric", "n_cases",
+                                        "n_seeds", "setting_mean", "baseline_mean", "mean_diff", "ci_low",
+                                        "ci_high", "p_value", "p_holm", "better", "worse", "tied"]
+    assert set(comparison["dataset"]) == {"syn2d", "syn3d"} and set(comparison["setting"]) == {"blob_dice"}
+    assert {"DSC", "F1", "small_recall"} <= set(comparison["metric"])
+    detection = pd.read_csv(res / "tables" / "detection_by_size.csv")
+    assert set(detection["dataset"]) == {"syn2d", "syn3d"} and detection["recall"].between(0, 1).any()
     snakemake(tmp_path, config, "--report", "report.html")
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "table1" in html and "syn3d_detection.png" in html and "blob_statistics.png" in html
+    assert "comparison.html" in html and "syn2d_recall_by_size.png" in html and "1 Comparison" in html
 
     # Nothing to do on a second run.
     proc = snakemake(tmp_path, config, "-n")
@@ -227,14 +241,14 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     counts = job_counts(proc.stdout + proc.stderr)
     n_test3 = len(json.loads((res / "syn3d" / "split.json").read_text())["test"])
     assert counts == {"train": 2, "predict": 2, "metrics": 2, "tables": 1, "detection_figure": 1,
-                      "paired_figure": 1, "training_curves": 1, "all": 1}, counts
+                      "paired_figure": 1, "training_curves": 1, **STUDY_JOBS, "all": 1}, counts
     config["datasets"]["syn3d"]["training"]["epochs"] = 1
 
     # A metric setting reruns only the evaluation.
     config["datasets"]["syn3d"]["evaluation"] = {"surface_tolerance": 2.0}
     proc = snakemake(tmp_path, config, "-n")
     assert job_counts(proc.stdout + proc.stderr) == {"metrics": 2, "tables": 1, "detection_figure": 1,
-                                                     "paired_figure": 1, "all": 1}
+                                                     "paired_figure": 1, **STUDY_JOBS, "all": 1}
     del config["datasets"]["syn3d"]["evaluation"]
 
     # A statistics setting reruns only the statistics.
@@ -248,7 +262,7 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     config["stats"] = {"method": "paper"}
     proc = snakemake(tmp_path, config, "-n", "--forcerun", "metrics")
     assert job_counts(proc.stdout + proc.stderr) == {"metrics": 4, "tables": 1, "detection_figure": 2,
-                                                     "paired_figure": 2, "all": 1}
+                                                     "paired_figure": 2, **STUDY_JOBS, "all": 1}
     proc = snakemake(tmp_path, config, "-n", "--forcerun", "components", "--until", "manifest")
     assert job_counts(proc.stdout + proc.stderr) == {"components": 6, "manifest": 2}
 

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blobloss.metrics import CASE_COLUMNS
 from blobloss.tables import (
+    BASE_CASE_COLUMNS,
     PAPER_RESULTS,
+    format_table,
     format_lr,
     paper_values,
     pooled_table,
@@ -37,7 +38,8 @@ def _row(setting: str, seed: int, case: str, checkpoint: str = "last", dataset: 
     defaults = dict(dsc=0.5, sensitivity=0.5, precision=0.5, surface_dice=0.5, tp=1, fp=1, fn=0,
                     instance_sensitivity=1.0, instance_precision=0.5, f1=2 / 3, gt_empty=False, pred_empty=False)
     defaults.update(metrics)
-    row.update({c: defaults[c] for c in CASE_COLUMNS})
+    row.update({c: defaults[c] for c in BASE_CASE_COLUMNS})
+    row.update({k: v for k, v in metrics.items() if k not in BASE_CASE_COLUMNS})  # optional extra metrics
     return row
 
 
@@ -71,14 +73,19 @@ def summary(per_case: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 # summarize_runs / pooled_table
 # --------------------------------------------------------------------------------------------------
-def test_summary_means_ignore_nan_and_pool_counts(summary: pd.DataFrame) -> None:
+def test_summary_seed_means_ignore_nan_and_pool_counts(summary: pd.DataFrame) -> None:
     assert len(summary) == 5  # 4 settings at last + blob_dice at best
     row = summary[(summary["setting"] == "blob_dice") & (summary["checkpoint"] == "last")].iloc[0]
     assert row["n_seeds"] == 2 and row["n_cases"] == 2 and row["n_evaluations"] == 4
-    assert row["dsc"] == pytest.approx((0.8 + 0.0 + 0.6 + 1.0) / 4)
+    # seed 0: (0.8 + 0.0) / 2 = 0.4, seed 1: (0.6 + 1.0) / 2 = 0.8
+    assert row["dsc"] == pytest.approx(0.6)
+    assert row["dsc_sd"] == pytest.approx(np.std([0.4, 0.8], ddof=1))
     assert row["sensitivity"] == pytest.approx((0.6 + 0.8) / 2)  # NaN of the empty-GT cases ignored
-    assert row["precision"] == pytest.approx((0.5 + 0.0 + 0.5) / 3)
-    assert row["f1"] == pytest.approx((0.9 + 0.0 + 0.7 + 1.0) / 4)
+    assert math.isnan(row["sensitivity_sd"]) is False
+    # precision: seed 0 mean (0.5 + 0.0) / 2, seed 1 mean 0.5 (its c1 is NaN): the mean of seed means,
+    # not the mean over the three non-NaN evaluations (1/3)
+    assert row["precision"] == pytest.approx((0.25 + 0.5) / 2)
+    assert row["f1"] == pytest.approx(((0.9 + 0.0) / 2 + (0.7 + 1.0) / 2) / 2)
     assert (row["tp"], row["fp"], row["fn"]) == (5, 3, 3)
     assert row["pooled_instance_sensitivity"] == pytest.approx(5 / 8)
     assert row["pooled_instance_precision"] == pytest.approx(5 / 8)
@@ -90,6 +97,15 @@ def test_summary_keeps_nan_alpha(summary: pd.DataFrame) -> None:
     dice = summary[summary["setting"] == "dice"].iloc[0]
     assert math.isnan(dice["alpha"]) and math.isnan(dice["beta"])
     assert dice["dsc"] == pytest.approx(0.3)
+    assert dice["n_seeds"] == 1 and math.isnan(dice["dsc_sd"])  # one seed: no spread
+
+
+def test_summary_averages_extra_metrics_where_present(per_case: pd.DataFrame) -> None:
+    assert "cc_dice" not in summarize_runs(per_case).columns
+    with_cc = per_case.assign(cc_dice=np.where(per_case["seed"] == 0, 0.2, 0.6))
+    row = summarize_runs(with_cc).iloc[0]  # blob_dice, last
+    assert row["cc_dice"] == pytest.approx(0.4)
+    assert row["cc_dice_sd"] == pytest.approx(np.std([0.2, 0.6], ddof=1))
 
 
 def test_summary_errors(per_case: pd.DataFrame) -> None:
@@ -121,10 +137,23 @@ def test_pooled_table(summary: pd.DataFrame) -> None:
 def test_table1_order_labels_and_means(summary: pd.DataFrame) -> None:
     order = ["dice", "blob_dice", "blob_dice_a3_b1", "blob_dice_unetr"]
     t = table1(summary, order, paper=False)
-    assert list(t.columns) == ["dataset", "loss", "lr", "DSC", "SDSC", "F1", "IS", "IP"]
+    assert list(t.columns) == ["dataset", "loss", "lr", "n_seeds", "n_cases", "DSC", "DSC_sd", "SDSC", "SDSC_sd",
+                               "F1", "F1_sd", "IS", "IS_sd", "IP", "IP_sd"]
     assert list(t["loss"]) == ["dice", "blob dice (2,1)", "blob dice (3,1)", "blob dice UNETR"]
     assert t["DSC"].tolist() == pytest.approx([0.3, 0.6, 0.4, 0.2])
-    assert t.loc[1, "IS"] == pytest.approx((1.0 + 1.0 + 1.0) / 3)  # NaN IS of the empty GT ignored
+    assert t["n_seeds"].tolist() == [1, 2, 1, 1] and t["n_cases"].tolist() == [2, 2, 2, 2]
+    assert t.loc[1, "DSC_sd"] == pytest.approx(np.std([0.4, 0.8], ddof=1))
+    assert t.loc[[0, 2, 3], "DSC_sd"].isna().all()
+    assert t.loc[1, "IS"] == pytest.approx(1.0)  # NaN IS of the empty GT ignored
+
+
+def test_table1_per_component_columns_after_the_papers_metrics(per_case: pd.DataFrame) -> None:
+    summary = summarize_runs(per_case.assign(cc_dice=0.5, cc_surface_dice=0.7))
+    t = table1(summary, ["blob_dice", "dice"], paper_datasets={"toy": "MS"})
+    columns = list(t.columns)
+    assert columns[columns.index("IP_sd") + 1:columns.index("paper DSC")] == [
+        "cc_dice", "cc_dice_sd", "cc_surface_dice", "cc_surface_dice_sd"]
+    assert t["cc_surface_dice"].tolist() == pytest.approx([0.7, 0.7])
 
 
 def test_table1_plain_labels_when_unambiguous(summary: pd.DataFrame) -> None:
@@ -180,7 +209,8 @@ def test_table1_errors(summary: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------------------------------
 def test_table2_columns_alpha_beta_and_paper(summary: pd.DataFrame) -> None:
     t = table2(summary, ["blob_dice_a3_b1", "blob_dice", "dice"], paper_datasets={"toy": "MS"})
-    assert list(t.columns[:10]) == ["loss", "alpha", "beta", "DSC", "S", "P", "SDSC", "F1", "IS", "IP"]
+    assert list(t.columns[:19]) == ["loss", "alpha", "beta", "n_seeds", "n_cases", "DSC", "DSC_sd", "S", "S_sd", "P",
+                                    "P_sd", "SDSC", "SDSC_sd", "F1", "F1_sd", "IS", "IS_sd", "IP", "IP_sd"]
     assert list(t["loss"]) == ["blob dice", "blob dice", "dice"]
     assert t[["alpha", "beta"]].values.tolist() == [[3.0, 1.0], [2.0, 1.0], [1.0, 0.0]]  # dice = (1,0)
     assert t["paper S"].tolist() == pytest.approx([0.629, 0.626, 0.704])
@@ -209,20 +239,47 @@ def test_paper_constant_is_data() -> None:
 # --------------------------------------------------------------------------------------------------
 # write_table
 # --------------------------------------------------------------------------------------------------
-def test_write_table_three_files(summary: pd.DataFrame, tmp_path) -> None:
+def test_write_table_four_files_with_seed_spread(summary: pd.DataFrame, tmp_path) -> None:
     t = table1(summary, ["blob_dice", "dice", "blob_dice_unetr"], paper_datasets={"toy": "LiTS"})
-    paths = write_table(t, tmp_path / "tables" / "table1")
-    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["table1.csv", "table1.md", "table1.tex"]
+    paths = write_table(t, tmp_path / "tables" / "table1", caption="Table 1 (toy)", note="seed means")
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
+        "table1.csv", "table1.html", "table1.md", "table1.tex"]
     back = pd.read_csv(paths["csv"])
     assert back["DSC"].tolist() == pytest.approx(t["DSC"].tolist())  # full precision
-    md = paths["md"].read_text()
+    assert back["DSC_sd"].tolist()[0] == pytest.approx(t.loc[0, "DSC_sd"])  # spread as its own column
+    md = paths["md"].read_text(encoding="utf-8")
     assert md.startswith("| dataset")
-    assert "| blob dice" in md and "0.600" in md and "1e-2" in md and "1e-3" in md
+    header = md.splitlines()[0]
+    assert "DSC_sd" not in header and "n_seeds" in header and "n_cases" in header
+    assert "| blob dice" in md and "0.600 ± 0.283" in md and "1e-2" in md and "1e-3" in md
+    dice_row = [c.strip() for c in md.splitlines()[3].split("|")[1:-1]]
+    assert dice_row[1] == "dice" and dice_row[5] == "0.300"  # one seed: the mean alone, no "±"
     assert "--" in md  # the UNETR row has no paper value
-    tex = paths["tex"].read_text()
+    tex = paths["tex"].read_text(encoding="utf-8")
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
-    assert "0.600" in tex and "--" in tex and "nan" not in tex.lower()
+    assert "0.600 $\\pm$ 0.283" in tex and "±" not in tex
+    assert "--" in tex and "nan" not in tex.lower()
     assert "paper DSC" in tex
+    html = paths["html"].read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
+    assert "<h1>Table 1 (toy)</h1>" in html and "seed means" in html
+    assert '<td class="num">0.600 ± 0.283</td>' in html and '<td class="text">blob dice</td>' in html
+    assert "DSC_sd" not in html and "0.6000000" not in html
+
+
+@pytest.mark.parametrize(
+    ("mean", "sd", "expected"),
+    [(0.8123, 0.0131, "0.812 ± 0.013"), (0.5, float("nan"), "0.500"), (float("nan"), 0.1, "--")],
+)
+def test_format_table_merges_sd(mean: float, sd: float, expected: str) -> None:
+    text = format_table(pd.DataFrame({"F1": [mean], "n_cases": [3], "F1_sd": [sd]}))
+    assert list(text.columns) == ["F1", "n_cases"]
+    assert text.iloc[0, 0] == expected
+
+
+def test_format_table_p_values() -> None:
+    text = format_table(pd.DataFrame({"p_value": [0.04321, 1e-5, float("nan")], "p_holm": [0.5, 0.9999, 1.0]}))
+    assert text.values.tolist() == [["0.0432", "0.5"], ["<0.001", "1"], ["--", "1"]]
 
 
 def test_write_table_escapes_and_errors(tmp_path) -> None:
@@ -235,3 +292,6 @@ def test_write_table_escapes_and_errors(tmp_path) -> None:
         write_table([1, 2], tmp_path / "u")
     with pytest.raises(ValueError, match="float_format"):
         write_table(df, tmp_path / "u", float_format="{:.3q}")
+    with pytest.raises(ValueError, match="unknown table format"):
+        write_table(df, tmp_path / "u", formats=("csv", "xlsx"))
+    assert sorted(write_table(df, tmp_path / "v", formats=("html",))) == ["html"]

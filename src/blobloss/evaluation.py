@@ -132,6 +132,40 @@ def read_metrics(paths: Sequence[PathStr]) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
 
 
+def read_blobs(paths: Sequence[PathStr]) -> pd.DataFrame:
+    """Concatenate the per-blob tables (``blobs.csv``) written beside each run's ``metrics.csv``."""
+    if not paths:
+        raise ValueError("no per-blob tables given; the config needs at least one training run")
+    frames = [pd.read_csv(p) for p in paths]
+    return pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
+
+
+#: What the tables' numbers are (shown under the heading of each table's HTML page in the report).
+SEED_NOTE = (
+    "Each value is the mean over seeds of the seed's test-set mean (mean over the test cases, NaN ignored) "
+    "± the standard deviation between seeds (no ± where only one seed has a value); n_seeds seeds, n_cases test "
+    "cases. "
+    "DSC, S, P, SDSC are volumetric; F1, IS, IP count blobs (a predicted blob touching the ground truth is "
+    "a hit). 'paper X' columns give the paper's reported value where the run matches one of the paper's."
+)
+POOLED_NOTE = (
+    "TP, FP and FN summed over every test case and seed, IS/IP/F1 computed from those sums, and how many "
+    "evaluations (case x seed) had an empty ground truth, an empty prediction or both."
+)
+COMPARISON_NOTE = (
+    "Setting against baseline on the same test cases. Each case's metric is first averaged over seeds; "
+    "mean_diff = mean over cases of (setting - baseline); ci_low/ci_high = 95 % percentile bootstrap "
+    "interval over cases (10,000 seeded resamples); p_value = two-sided Wilcoxon signed-rank test; "
+    "p_holm = Holm-adjusted over the metrics of one pair; better/worse/tied = cases where the setting "
+    "scores higher/lower/the same. small_recall = recall of the ground-truth blobs in the smallest size bin."
+)
+DETECTION_NOTE = (
+    "Recall of the ground-truth blobs per size bin (pooled over the test cases of a seed) and false-positive "
+    "predicted blobs per test case per predicted-size bin: mean ± standard deviation over seeds. Sizes are "
+    "voxel count x voxel volume; the first bin also holds smaller blobs, the last larger ones."
+)
+
+
 def tables_job(
     metrics_csvs: Sequence[PathStr],
     out_dir: PathStr,
@@ -142,10 +176,15 @@ def tables_job(
 ) -> dict[str, Any]:
     """Write the per-case table, the run summary, Table 1, Table 2 and the pooled counts.
 
+    Every table gives per (dataset, setting, checkpoint) the mean over seeds of the test-set means, the
+    seed-to-seed standard deviation (``X_sd``), ``n_seeds`` and ``n_cases``
+    (:func:`blobloss.tables.summarize_runs`).
+
     Args:
-        metrics_csvs: Per-case metrics of every run and checkpoint.
-        out_dir: Folder of ``per_case.csv``, ``summary.csv``, ``pooled.csv``, ``table1.{csv,md,tex}``,
-            ``table1_best.*`` (when ``best_datasets``) and ``table2_<dataset>.*`` per dataset with an ablation.
+        metrics_csvs: Per-case metrics of every run (every seed) and checkpoint.
+        out_dir: Folder of ``per_case.csv``, ``summary.csv``, ``pooled.{csv,html}``,
+            ``table1.{csv,md,tex,html}``, ``table1_best.*`` (when ``best_datasets``) and
+            ``table2_<dataset>.*`` per dataset with an ablation.
         table1_settings: Per dataset, the settings of Table 1 (None: every setting).
         table2_settings: Per dataset, the settings of its Table 2 (empty: none).
         paper_datasets: Per dataset, the paper's dataset name (MS, LiTS, ...) or None.
@@ -161,31 +200,137 @@ def tables_job(
     summary = summarize_runs(per_case)
     paper = {ds: name for ds, name in paper_datasets.items() if name}
     written: dict[str, Any] = {}
-    for name, frame in (("per_case", per_case), ("summary", summary), ("pooled", pooled_table(summary))):
+    for name, frame in (("per_case", per_case), ("summary", summary)):
         with atomic_path(out / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False)
         written[name] = out / f"{name}.csv"
+    written["pooled"] = write_table(pooled_table(summary), out / "pooled", formats=("csv", "html"),
+                                    caption="Pooled instance counts", note=POOLED_NOTE)
     settings1 = {ds: (list(s) if s else sorted(per_case.loc[per_case["dataset"] == ds, "setting"].unique()))
                  for ds, s in table1_settings.items()}
     written["table1"] = write_table(
         table1(summary, settings1, checkpoint="last", paper_datasets=paper), out / "table1",
-        caption="Table 1: test-set means, last checkpoint",
+        caption="Table 1: test-set means over seeds, last checkpoint", note=SEED_NOTE,
     )
     if best_datasets:
         written["table1_best"] = write_table(
             table1(summary, {ds: settings1[ds] for ds in best_datasets}, checkpoint="best", paper_datasets=paper),
             out / "table1_best",
-            caption="Table 1 at the checkpoint with the lowest validation loss",
+            caption="Table 1 at the checkpoint with the lowest validation loss", note=SEED_NOTE,
         )
     for ds, settings in table2_settings.items():
         if settings:
             written[f"table2_{ds}"] = write_table(
                 table2(summary, list(settings), checkpoint="last", paper_datasets=paper, dataset=ds),
                 out / f"table2_{ds}",
-                caption=f"Table 2: alpha/beta ablation on {ds}",
+                caption=f"Table 2: alpha/beta ablation on {ds}", note=SEED_NOTE,
             )
     logger.info("tables written: %s", sorted(written))
     return written
+
+
+def detection_by_size_job(
+    metrics_csvs: Sequence[PathStr],
+    blobs_csvs: Sequence[PathStr],
+    size_bins: Mapping[str, Any],
+    out_stem: PathStr,
+    small_recall_csv: PathStr,
+) -> pd.DataFrame:
+    """Detection by instance size of every run, and each case's small-instance recall.
+
+    Bins are fixed per dataset (docs/definitions.md section 8): ``size_bins[dataset]`` is a number of
+    log-spaced bins between the dataset's smallest and largest ground-truth blob, or the edges.
+
+    Args:
+        metrics_csvs: Per-case metrics of every run (they name the evaluated cases).
+        blobs_csvs: The per-blob tables of the same runs.
+        size_bins: ``{dataset: number of bins | [edges]}``.
+        out_stem: Output stem: ``<stem>.csv`` (:data:`blobloss.study.DETECTION_COLUMNS`), ``.md``, ``.html``.
+        small_recall_csv: Per (dataset, setting, seed, checkpoint, case): ``n_small`` and ``small_recall``.
+
+    Returns:
+        The detection-by-size table.
+    """
+    from blobloss.study import dataset_edges, detection_by_size, small_recall
+    from blobloss.tables import write_table
+
+    per_case = read_metrics(metrics_csvs)
+    blobs = read_blobs(blobs_csvs)
+    edges = dataset_edges(blobs, dict(size_bins))
+    for dataset, e in edges.items():
+        logger.info("%s: size-bin edges %s", dataset, [float(f"{x:.6g}") for x in e])
+    table = detection_by_size(blobs, per_case, edges)
+    write_table(table, out_stem, formats=("csv", "md", "html"), caption="Detection by blob size",
+                note=DETECTION_NOTE)
+    with atomic_path(small_recall_csv) as tmp:
+        small_recall(blobs, per_case, edges).to_csv(tmp, index=False)
+    return table
+
+
+def comparison_job(
+    metrics_csvs: Sequence[PathStr],
+    small_recall_csv: PathStr | None,
+    comparisons: Mapping[str, Sequence[Sequence[str]]],
+    out_stem: PathStr,
+    n_resamples: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The paired comparison table ``<stem>.{csv,md,tex,html}`` (docs/definitions.md section 8).
+
+    Args:
+        metrics_csvs: Per-case metrics of every run (every seed) and checkpoint.
+        small_recall_csv: Per-case small-instance recall (:func:`detection_by_size_job`), or None.
+        comparisons: ``{dataset: [[setting, baseline], ...]}``; datasets without pairs are skipped.
+        out_stem: Output path without extension, e.g. ``results/tables/comparison``.
+        n_resamples: Bootstrap resamples (default :data:`blobloss.study.N_RESAMPLES`).
+        seed: Bootstrap seed.
+
+    Returns:
+        The comparison table (:data:`blobloss.study.COMPARISON_COLUMNS`).
+    """
+    from blobloss.study import N_RESAMPLES, compare_settings
+    from blobloss.tables import write_table
+
+    per_case = read_metrics(metrics_csvs)
+    if small_recall_csv is not None:
+        keys = ["dataset", "setting", "seed", "checkpoint", "case"]
+        small = pd.read_csv(small_recall_csv)[[*keys, "small_recall"]]
+        per_case = per_case.merge(small, on=keys, how="left")
+    pairs = {ds: [tuple(p) for p in pairs] for ds, pairs in comparisons.items() if pairs}
+    table = compare_settings(per_case, pairs, n_resamples=n_resamples or N_RESAMPLES, seed=seed)
+    write_table(table, out_stem, caption="Paired comparison: setting against baseline", note=COMPARISON_NOTE)
+    logger.info("comparison: %d rows for %d pairs", len(table), sum(len(p) for p in pairs.values()))
+    return table
+
+
+def recall_figure_job(
+    detection_csv: PathStr,
+    dataset: str,
+    out_png: PathStr,
+    settings: Sequence[str] | None = None,
+    size_unit: str | None = None,
+) -> None:
+    """The recall-by-size figure of one dataset (:func:`blobloss.plots.plot_recall_by_size`)."""
+    from blobloss.plots import plot_recall_by_size
+    from blobloss.tables import loss_label
+
+    table = pd.read_csv(detection_csv)
+    rows = table[table["dataset"].astype(str) == str(dataset)]
+    labels = _setting_labels(rows, loss_label)
+    unit = f", {size_unit}" if size_unit else ""
+    plot_recall_by_size(table, out_png, dataset=dataset, settings=settings, labels=labels,
+                        size_label=f"blob size (voxels x voxel volume{unit})")
+
+
+def _setting_labels(rows: pd.DataFrame, loss_label: Any) -> dict[str, str]:
+    """Legend label per setting: the loss name, with the setting name where it differs."""
+    if "loss" not in rows.columns:
+        return {}
+    out = {}
+    for setting, loss in rows.drop_duplicates("setting")[["setting", "loss"]].itertuples(index=False):
+        label = loss_label(loss)
+        out[str(setting)] = label if str(setting) == str(loss) else f"{label} ({setting})"
+    return out
 
 
 def detection_figure_job(
@@ -194,49 +339,81 @@ def detection_figure_job(
     setting_b: str,
     images: Mapping[str, PathStr],
     labels: Mapping[str, PathStr],
-    preds_a: Mapping[str, PathStr],
-    preds_b: Mapping[str, PathStr],
+    preds_a: Mapping[int, Mapping[str, PathStr]],
+    preds_b: Mapping[int, Mapping[str, PathStr]],
     out_png: PathStr,
     connectivity: int | None = None,
-) -> str:
-    """Fig. 5/6: detections of two settings on the test case where their F1 differs most.
+    dataset: str | None = None,
+) -> tuple[str, int]:
+    """Fig. 5/6: detections of two settings on the test case where their seed-averaged F1 differs most.
+
+    The case is the one with the largest absolute difference of the per-case F1 averaged over seeds
+    (:func:`blobloss.plots.pick_case`); the seed shown is the one whose difference on that case is
+    closest to the seed average (:func:`blobloss.plots.pick_seed`); the title names both.
 
     Args:
-        metrics_csvs: Per-case metrics of the two settings (seed and checkpoint as the predictions).
-        setting_a, setting_b: The settings compared (e.g. dice and blob dice).
+        metrics_csvs: Per-case metrics of the two settings, every seed, last checkpoint.
+        setting_a, setting_b: The settings compared (baseline first, e.g. dice and blob dice).
         images, labels: Case -> image / label path of the test cases.
-        preds_a, preds_b: Case -> binary prediction path of each setting.
+        preds_a, preds_b: Seed -> case -> binary prediction path of each setting.
         out_png: The figure.
         connectivity: Instance connectivity (None: 26 in 3D, 8 in 2D).
+        dataset: The dataset (named in the title).
 
     Returns:
-        The chosen case.
+        The chosen case and seed.
     """
+    from blobloss.components import resolve_connectivity
     from blobloss.io import load_case_image
-    from blobloss.plots import pick_case, plot_detection_comparison
+    from blobloss.plots import pick_case, pick_seed, plot_detection_comparison
     from blobloss.tables import loss_label
 
     per_case = read_metrics(metrics_csvs)
-    case = pick_case(per_case, setting_a, setting_b, checkpoint="last", metric="f1")
+    case = pick_case(per_case, setting_a, setting_b, checkpoint="last", metric="f1", dataset=dataset)
+    seed, at_seed, mean = pick_seed(per_case, case, setting_a, setting_b, checkpoint="last", metric="f1",
+                                    dataset=dataset)
+    seeds = sorted({int(s) for s in per_case["seed"]})
     image, spacing = load_case_image(images[case])
     gt = np.asarray(load_image(labels[case]).array) > 0
-    conn = connectivity if connectivity is not None else (26 if gt.ndim == 3 else 8)
-    loss_of = per_case.drop_duplicates("setting").set_index("setting")["loss"]
-    def title(setting: str) -> str:
-        label = loss_label(loss_of[setting])
-        return label if setting == loss_of[setting] else f"{label} ({setting})"
-
+    conn = resolve_connectivity(gt.ndim, connectivity)
+    names = _setting_labels(per_case, loss_label)
     preds = {
-        title(s): np.asarray(load_image(p[case]).array) > 0 for s, p in ((setting_a, preds_a), (setting_b, preds_b))
+        names.get(s, s): np.asarray(load_image(_seed_paths(p, seed)[case]).array) > 0
+        for s, p in ((setting_a, preds_a), (setting_b, preds_b))
     }
-    plot_detection_comparison(
-        image, gt, preds, out_png, title=f"{case}: largest F1 difference", connectivity=conn, spacing=spacing
+    name_a, name_b = names.get(setting_a, setting_a), names.get(setting_b, setting_b)
+    title = (
+        f"{dataset + ': ' if dataset else ''}case {case} (largest seed-averaged F1 difference), shown at seed "
+        f"{seed} of seeds {', '.join(map(str, seeds))}\n"
+        f"F1 {name_b} - {name_a}: {mean:+.3f} averaged over seeds, {at_seed:+.3f} at the seed shown"
     )
-    return case
+    plot_detection_comparison(image, gt, preds, out_png, title=title, connectivity=conn, spacing=spacing)
+    return case, seed
 
 
-def training_curves_job(logs: Mapping[str, PathStr], out_png: PathStr) -> None:
+def _seed_paths(paths: Mapping[Any, Mapping[str, PathStr]], seed: int) -> Mapping[str, PathStr]:
+    for key, value in paths.items():
+        if int(key) == int(seed):
+            return value
+    raise ValueError(f"no predictions of seed {seed} given (seeds: {sorted(paths)}).")
+
+
+def paired_figure_job(
+    metrics_csvs: Sequence[PathStr], setting_a: str, setting_b: str, out_png: PathStr, dataset: str | None = None
+) -> None:
+    """Per-case F1 and DSC of two settings, each case averaged over seeds (:func:`blobloss.plots.plot_paired`)."""
+    from blobloss.plots import plot_paired
+    from blobloss.tables import loss_label
+
+    per_case = read_metrics(metrics_csvs)
+    names = _setting_labels(per_case, loss_label)
+    plot_paired(per_case, setting_a, setting_b, out_png, dataset=dataset,
+                labels=(names.get(setting_a, setting_a), names.get(setting_b, setting_b)))
+
+
+def training_curves_job(logs: Mapping[str, PathStr], out_png: PathStr, dataset: str | None = None) -> None:
     """One figure with the training curves of several runs (run name -> ``log.csv``)."""
     from blobloss.plots import plot_training_curves
 
-    plot_training_curves({name: pd.read_csv(path) for name, path in logs.items()}, out_png)
+    plot_training_curves({name: pd.read_csv(path) for name, path in logs.items()}, out_png,
+                         title=f"{dataset}: training curves" if dataset else None)

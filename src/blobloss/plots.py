@@ -4,8 +4,11 @@
 volume per blob as box plots, and the densities of the four shape features, one colour per dataset.
 
 Results figures: :func:`detection_overlay` / :func:`plot_detection_comparison` (paper Fig. 5/6: maximum
-intensity projections with TP/FP/FN blobs), :func:`pick_case` (the case where two settings differ most),
-:func:`plot_paired` (per-case scatter of two settings) and :func:`plot_training_curves`.
+intensity projections with TP/FP/FN blobs), :func:`pick_case` (the case where two settings differ most,
+seed-averaged) and :func:`pick_seed` (the seed shown for it), :func:`plot_paired` (per-case scatter of two
+settings, seed-averaged), :func:`plot_recall_by_size` (recall by ground-truth blob size beside false
+positives by predicted blob size, seed mean and spread) and :func:`plot_training_curves`. Every results
+figure's title names its dataset when one is given.
 
 Figures are drawn on a plain :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot state, no
 GUI backend needed) and written atomically (temporary file with the same extension in the same folder,
@@ -355,7 +358,9 @@ __all__ += [
     "detection_overlay",
     "plot_detection_comparison",
     "pick_case",
+    "pick_seed",
     "plot_paired",
+    "plot_recall_by_size",
     "plot_training_curves",
 ]
 
@@ -400,15 +405,16 @@ class Detections:
     n_fn: int
 
 
-def classify_blobs(gt: np.ndarray, pred: np.ndarray, connectivity: int = 26) -> Detections:
-    """Split prediction and ground truth into TP, FP and FN blobs (cc3d, same rule as the metrics).
+def classify_blobs(gt: np.ndarray, pred: np.ndarray, connectivity: int | None = None) -> Detections:
+    """Split prediction and ground truth into TP, FP and FN blobs with the metrics' own matching.
 
-    The counts equal those of :func:`blobloss.metrics.instance_metrics` for the same inputs.
+    A thin view of :func:`blobloss.metrics.match_instances` (the one matching of the project, any overlap
+    of one voxel is a hit), so the counts always equal those of :func:`blobloss.metrics.instance_metrics`.
 
     Args:
         gt: Ground truth, (Y, X) or (Z, Y, X), binary.
         pred: Prediction, same shape, binary.
-        connectivity: 6/18/26 in 3D, 4/8 in 2D (26/18 map to 8 and 6 to 4 on 2D masks).
+        connectivity: 6/18/26 in 3D, 4/8 in 2D; None = 26 in 3D, 8 in 2D.
 
     Returns:
         The :class:`Detections` masks and counts.
@@ -423,30 +429,14 @@ def classify_blobs(gt: np.ndarray, pred: np.ndarray, connectivity: int = 26) -> 
         >>> d.n_tp, d.n_fp, d.n_fn
         (1, 1, 1)
     """
-    import cc3d
+    from blobloss.metrics import match_instances
 
-    from blobloss.metrics import _check_pair, _resolve_connectivity
-
-    pred_b, gt_b = _check_pair(pred, gt)
-    conn = _resolve_connectivity(connectivity, pred_b.ndim)
-    pred_labels, n_pred = cc3d.connected_components(pred_b, connectivity=conn, return_N=True, binary_image=True)
-    gt_labels, n_gt = cc3d.connected_components(gt_b, connectivity=conn, return_N=True, binary_image=True)
-    overlap = pred_b & gt_b
-    pred_hit = np.zeros(n_pred + 1, dtype=bool)
-    pred_hit[pred_labels[overlap]] = True
-    gt_hit = np.zeros(n_gt + 1, dtype=bool)
-    gt_hit[gt_labels[overlap]] = True
-    gt_hit[0] = True  # background is never a missed blob
-    tp = pred_hit[pred_labels] & pred_b
-    n_tp = int(np.count_nonzero(pred_hit[1:]))
-    return Detections(
-        tp=tp,
-        fp=pred_b & ~tp,
-        fn=~gt_hit[gt_labels],
-        n_tp=n_tp,
-        n_fp=int(n_pred) - n_tp,
-        n_fn=int(n_gt) - int(np.count_nonzero(gt_hit[1:])),
-    )
+    m = match_instances(pred, gt, connectivity=connectivity)
+    pred_hit = np.concatenate([[False], m.pred_overlap])
+    gt_missed = np.concatenate([[False], ~m.gt_overlap])
+    pred_fg = m.pred_labels > 0
+    tp = pred_hit[m.pred_labels]
+    return Detections(tp=tp, fp=pred_fg & ~tp, fn=gt_missed[m.gt_labels], n_tp=m.tp, n_fp=m.fp, n_fn=m.fn)
 
 
 def _spatial_image(image: np.ndarray, ndim: int, channel: int) -> np.ndarray:
@@ -498,7 +488,7 @@ def detection_overlay(
     image: np.ndarray,
     gt: np.ndarray,
     pred: np.ndarray,
-    connectivity: int = 26,
+    connectivity: int | None = None,
     alpha: float = 0.7,
     axis: int = -1,
     channel: int = 0,
@@ -554,7 +544,7 @@ def plot_detection_comparison(
     preds: Mapping[str, np.ndarray],
     out_png: str | PathLike[str],
     title: str | None = None,
-    connectivity: int = 26,
+    connectivity: int | None = None,
     alpha: float = 0.7,
     axis: int = -1,
     spacing: Sequence[float] | None = None,
@@ -601,8 +591,13 @@ def plot_detection_comparison(
     _paint(reference, _mip(gt_b, axis), DETECTION_COLOURS["gt"], alpha)
 
     n_panels = 2 + len(preds)
-    fig = _new_figure((3.2 * n_panels, 3.8))
-    axes = np.atleast_1d(fig.subplots(1, n_panels, gridspec_kw={"bottom": 0.17, "top": 0.82, "wspace": 0.05}))
+    title_lines = title.count("\n") + 1 if title else 0
+    height = 3.8 + 0.3 * max(title_lines - 1, 0)
+    top = 1.0 - (0.18 * 3.8 + 0.3 * max(title_lines - 1, 0)) / height
+    fig = _new_figure((max(3.2 * n_panels, 2.4 + 0.11 * max((len(t) for t in (title or "").splitlines()), default=0)),
+                       height))
+    axes = np.atleast_1d(fig.subplots(1, n_panels, gridspec_kw={"bottom": 0.17 * 3.8 / height, "top": top,
+                                                                "wspace": 0.05}))
     _image_panel(axes[0], grey, "image (MIP)", aspect)
     _image_panel(axes[1], reference, "ground truth", aspect)
     for ax, (label, found) in zip(axes[2:], detections.items()):
@@ -611,7 +606,7 @@ def plot_detection_comparison(
     handles = [Patch(color=DETECTION_COLOURS[k], label=_DETECTION_LEGEND[k]) for k in ("gt", "tp", "fp", "fn")]
     fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return _save_figure(fig, out_png, dpi)
 
 
@@ -696,6 +691,59 @@ def pick_case(
     return str(diff.idxmax())
 
 
+def pick_seed(
+    per_case: pd.DataFrame,
+    case: str,
+    setting_a: str,
+    setting_b: str,
+    checkpoint: str = "last",
+    metric: str = "f1",
+    dataset: str | None = None,
+) -> tuple[int, float, float]:
+    """The seed to show for ``case``: the one whose difference b - a is closest to the seed average.
+
+    Args:
+        per_case: Long per-case table (columns dataset, setting, checkpoint, seed, case, ``metric``).
+        case: The case (e.g. from :func:`pick_case`).
+        setting_a: First setting (e.g. the baseline).
+        setting_b: Second setting.
+        checkpoint: Which checkpoint.
+        metric: Metric column.
+        dataset: Dataset, needed when the settings exist in several.
+
+    Returns:
+        ``(seed, difference at that seed, difference averaged over seeds)``. Among seeds equally close to
+        the average (with two seeds, always both) the one with the larger absolute difference is shown,
+        then the lowest seed.
+
+    Raises:
+        ValueError: When no seed has a value of ``metric`` for both settings on ``case``.
+
+    Example:
+        >>> df = pd.DataFrame({"dataset": "ms", "checkpoint": "last", "case": "c0", "seed": [0, 0, 1, 1, 2, 2],
+        ...                    "setting": ["a", "b"] * 3, "f1": [0.5, 0.9, 0.5, 0.6, 0.5, 0.7]})
+        >>> seed, at_seed, mean = pick_seed(df, "c0", "a", "b")
+        >>> seed, round(at_seed, 3), round(mean, 3)
+        (2, 0.2, 0.233)
+    """
+    _require_columns(per_case, ("dataset", "setting", "checkpoint", "seed", "case", metric), "per_case")
+    rows = per_case[(per_case["checkpoint"] == checkpoint) & (per_case["case"].astype(str) == str(case))]
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+    values = rows.assign(_v=pd.to_numeric(rows[metric], errors="coerce"))
+    table = values.pivot_table(index="seed", columns="setting", values="_v", aggfunc="mean")
+    table = table.reindex(columns=[setting_a, setting_b]).dropna()
+    if table.empty:
+        raise ValueError(f"case {case!r}: no seed has a {metric!r} value for both {setting_a!r} and {setting_b!r}.")
+    diff = (table[setting_b] - table[setting_a]).sort_index()
+    mean = float(diff.mean())
+    distance = (diff - mean).abs().round(12)
+    closest = diff[distance == distance.min()]
+    # ties (e.g. two seeds, always equally far from their mean): the larger difference, then the lowest seed
+    seed = closest.abs().round(12).sort_index().idxmax()
+    return int(seed), float(diff[seed]), mean
+
+
 def plot_paired(
     per_case: pd.DataFrame,
     setting_a: str,
@@ -706,12 +754,14 @@ def plot_paired(
     dataset: str | None = None,
     labels: tuple[str, str] | None = None,
     dpi: int = 150,
+    title: str | None = None,
 ) -> Path:
     """Per-case comparison of two settings: one scatter panel per metric, setting a (x) vs setting b (y).
 
     Each point is one test case (mean over seeds, NaN ignored); points above the diagonal are cases where
     setting b scores higher. A scatter with the identity line stays readable for hundreds of cases,
-    where lines joining paired points would not. Each panel's title counts the cases on either side.
+    where lines joining paired points would not. Each panel's title counts the cases on either side; the
+    figure title (default: the dataset) says how many seeds each point averages.
 
     Args:
         per_case: Long per-case table (columns dataset, setting, checkpoint, case and the metrics).
@@ -723,6 +773,7 @@ def plot_paired(
         dataset: Dataset, needed when the settings exist in several.
         labels: Axis labels for the two settings (default: the setting names).
         dpi: Resolution.
+        title: Figure title; default ``"<dataset>: per-case values, mean over <n> seeds"``.
 
     Returns:
         The written path.
@@ -736,11 +787,19 @@ def plot_paired(
     if isinstance(metrics, str) or not metrics:
         raise ValueError(f"metrics must be a non-empty list of metric columns, got {metrics!r}.")
     name_a, name_b = labels if labels is not None else (setting_a, setting_b)
-    fig = _new_figure((4.2 * len(metrics), 4.4))
-    axes = np.atleast_1d(fig.subplots(1, len(metrics), gridspec_kw={"wspace": 0.3}))
+    fig = _new_figure((4.2 * len(metrics), 4.9))
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), gridspec_kw={"wspace": 0.3, "top": 0.8}))
     for ax, metric in zip(axes, metrics):
         table = _per_case_means(per_case, (setting_a, setting_b), checkpoint, metric, dataset).dropna()
         _paired_panel(ax, table[setting_a].to_numpy(), table[setting_b].to_numpy(), metric, name_a, name_b)
+    if title is None:
+        rows = per_case[per_case["setting"].isin([setting_a, setting_b]) & (per_case["checkpoint"] == checkpoint)]
+        if dataset is not None:
+            rows = rows[rows["dataset"] == dataset]
+        names = ", ".join(map(str, dict.fromkeys(rows["dataset"].astype(str))))
+        n_seeds = int(rows["seed"].nunique()) if "seed" in rows.columns else 1
+        title = f"{names}: per-case values, mean over {n_seeds} seed{'s' if n_seeds != 1 else ''} ({checkpoint} checkpoint)"
+    fig.suptitle(title, fontsize=10)
     return _save_figure(fig, out_png, dpi)
 
 
@@ -773,17 +832,20 @@ def plot_training_curves(
     logs: Mapping[str, pd.DataFrame],
     out_png: str | PathLike[str],
     dpi: int = 150,
+    title: str | None = None,
 ) -> Path:
     """Training curves of several runs in one figure, one colour per run.
 
-    Left: training loss (solid) and validation loss (dashed, where logged) per epoch. Right: learning
-    rate per epoch (log scale).
+    Left: training loss (solid) and, where a log has one, validation loss (dashed) per epoch; the panel
+    title mentions the validation loss only when some run logged it. Right: learning rate per epoch (log
+    scale).
 
     Args:
         logs: ``{run label: log}``; each log has columns ``epoch, train_loss, val_loss, lr`` (and usually
             ``seconds``) as written by the training loop; ``val_loss`` may be empty/NaN.
         out_png: Output image.
         dpi: Resolution.
+        title: Figure title (e.g. the dataset).
 
     Returns:
         The written path.
@@ -809,18 +871,21 @@ def plot_training_curves(
     fig = _new_figure((11, 4.2))
     ax_loss, ax_lr = fig.subplots(1, 2, gridspec_kw={"wspace": 0.25, "left": 0.07, "right": 0.8})
     positive_lr = True
+    has_val = False
     for name, log in logs.items():
         numeric = log[list(_LOG_COLUMNS)].apply(pd.to_numeric, errors="coerce").sort_values("epoch")
         positive_lr &= bool((numeric["lr"].dropna() > 0).all())
         ax_loss.plot(numeric["epoch"], numeric["train_loss"], color=colours[name], label=f"{name} (train)")
         val = numeric.dropna(subset=["val_loss"])
         if not val.empty:
+            has_val = True
             ax_loss.plot(val["epoch"], val["val_loss"], color=colours[name], linestyle="--", label=f"{name} (val)")
         lr = numeric.dropna(subset=["lr"])
         ax_lr.plot(lr["epoch"], lr["lr"], color=colours[name], label=name)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
-    ax_loss.set_title("training (solid) and validation (dashed) loss", fontsize=10)
+    ax_loss.set_title("training (solid) and validation (dashed) loss" if has_val
+                      else "training loss (no validation cases)", fontsize=10)
     ax_lr.set_xlabel("epoch")
     ax_lr.set_ylabel("learning rate")
     if ax_lr.has_data() and positive_lr:
@@ -828,4 +893,111 @@ def plot_training_curves(
     ax_lr.set_title("learning rate", fontsize=10)
     fig.legend(*ax_loss.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(0.81, 0.5), fontsize=8,
                frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save_figure(fig, out_png, dpi)
+
+
+# --------------------------------------------------------------------------------------------------
+# detection by instance size
+# --------------------------------------------------------------------------------------------------
+_SIZE_COLUMNS = ("dataset", "setting", "checkpoint", "bin", "bin_low", "bin_high", "n_seeds", "recall",
+                 "recall_sd", "fp_per_case", "fp_per_case_sd", "n_gt")
+
+
+def _bin_tick(low: float, high: float) -> str:
+    if low <= 0 and np.isinf(high):
+        return "all"
+    if low <= 0:
+        return f"< {high:.3g}"
+    if np.isinf(high):
+        return f">= {low:.3g}"
+    return f"{low:.3g}-{high:.3g}"
+
+
+def plot_recall_by_size(
+    table: pd.DataFrame,
+    out_png: str | PathLike[str],
+    dataset: str | None = None,
+    checkpoint: str = "last",
+    settings: Sequence[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    size_label: str = "blob size (voxels x voxel volume)",
+    dpi: int = 150,
+) -> Path:
+    """Recall by ground-truth blob size beside false positives per case by predicted blob size.
+
+    One line per setting through the size bins (x: the bins, smallest first), at the seed mean, with
+    error bars of one seed-to-seed standard deviation (none with a single seed). Left: recall of the
+    ground-truth blobs in each bin (the bin's ground-truth count on the axis labels); right: false-positive
+    predicted blobs per test case in each predicted-size bin.
+
+    Args:
+        table: The detection-by-size table (:func:`blobloss.study.detection_by_size`).
+        out_png: Output image.
+        dataset: The dataset to draw (required when the table holds several); named in the title.
+        checkpoint: Which checkpoint.
+        settings: Settings to draw, in legend order (default: all, in table order).
+        labels: ``{setting: legend label}`` (default: the setting names).
+        size_label: X axis label (say the unit).
+        dpi: Resolution.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: On missing columns, an ambiguous or unknown dataset, or no rows to draw.
+
+    Example:
+        >>> plot_recall_by_size(detection, "recall.png", dataset="ms")  # doctest: +SKIP
+    """
+    _require_columns(table, _SIZE_COLUMNS, "table")
+    datasets = list(dict.fromkeys(table["dataset"].astype(str)))
+    if dataset is None:
+        if len(datasets) != 1:
+            raise ValueError(f"the table holds several datasets {datasets}; name one with dataset=...")
+        dataset = datasets[0]
+    rows = table[(table["dataset"].astype(str) == str(dataset)) & (table["checkpoint"] == checkpoint)]
+    if rows.empty:
+        raise ValueError(
+            f"no rows for dataset {dataset!r} at checkpoint {checkpoint!r} (datasets: {datasets}, checkpoints: "
+            f"{sorted(table['checkpoint'].astype(str).unique())})."
+        )
+    order = list(settings) if settings is not None else list(dict.fromkeys(rows["setting"].astype(str)))
+    unknown = [s for s in order if s not in set(rows["setting"].astype(str))]
+    if unknown:
+        raise ValueError(f"setting(s) {unknown} have no rows for dataset {dataset!r}; available: "
+                         f"{list(dict.fromkeys(rows['setting'].astype(str)))}.")
+    bins = rows.drop_duplicates("bin").sort_values("bin")
+    ticks = [_bin_tick(lo, hi) for lo, hi in zip(bins["bin_low"].astype(float), bins["bin_high"].astype(float))]
+    n_gt = bins["n_gt"].astype(float).round().astype(int).tolist()
+    colours = dataset_palette(order)
+    n = len(order)
+    offsets = (np.arange(n) - (n - 1) / 2) * (0.5 / max(n, 1))
+    fig = _new_figure((11, 4.6))
+    ax_r, ax_fp = fig.subplots(1, 2, gridspec_kw={"wspace": 0.25, "left": 0.07, "right": 0.98, "top": 0.82,
+                                                  "bottom": 0.2})
+    n_seeds = int(rows["n_seeds"].max())
+    for offset, setting in zip(offsets, order):
+        mine = rows[rows["setting"].astype(str) == setting].set_index("bin").reindex(bins["bin"])
+        x = np.arange(len(bins)) + offset
+        label = (labels or {}).get(setting, setting)
+        for ax, column in ((ax_r, "recall"), (ax_fp, "fp_per_case")):
+            sd = mine[f"{column}_sd"].astype(float).fillna(0.0).to_numpy()
+            ax.errorbar(x, mine[column].astype(float).to_numpy(), yerr=sd, marker="o", capsize=3,
+                        color=colours[setting], label=label)
+    ax_r.set_xticks(np.arange(len(bins)), [f"{t}\n(n={k})" for t, k in zip(ticks, n_gt)], fontsize=8)
+    ax_fp.set_xticks(np.arange(len(bins)), ticks, fontsize=8)
+    ax_r.set_ylim(-0.03, 1.03)
+    ax_fp.set_ylim(bottom=0)
+    ax_r.set_xlabel(f"ground-truth {size_label}")
+    ax_fp.set_xlabel(f"predicted {size_label}")
+    ax_r.set_ylabel("recall (detected / ground-truth blobs)")
+    ax_fp.set_ylabel("false-positive blobs per case")
+    spread = "mean ± sd over seeds" if n_seeds > 1 else "one seed"
+    ax_r.set_title(f"recall by ground-truth blob size ({spread})", fontsize=10)
+    ax_fp.set_title(f"false positives by predicted blob size ({spread})", fontsize=10)
+    ax_r.legend(fontsize=8, frameon=False)
+    fig.suptitle(f"{dataset}: detection by blob size, {n_seeds} seed{'s' if n_seeds != 1 else ''}, "
+                 f"{checkpoint} checkpoint", fontsize=11)
     return _save_figure(fig, out_png, dpi)

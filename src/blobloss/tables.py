@@ -3,13 +3,15 @@
 :func:`blob_summary` summarises the blob statistics. The results tables of the paper come from the
 pipeline's long per-case metrics table (one row per dataset, setting, seed, checkpoint and test case):
 
-* :func:`summarize_runs` -- one row per (dataset, setting, checkpoint): means over all test cases of all
-  seeds, ignoring NaN (SPEC section 5), pooled TP/FP/FN and empty-case counts;
-* :func:`table1` -- paper Table 1 (DSC, SDSC, F1, IS, IP per dataset and loss), optionally beside the
-  paper's numbers (:data:`PAPER_RESULTS`);
+* :func:`summarize_runs` -- one row per (dataset, setting, checkpoint): the mean over seeds of each seed's
+  test-set mean (NaN ignored, docs/definitions.md sections 5 and 8) with the seed-to-seed standard
+  deviation (``<metric>_sd``), ``n_seeds``, ``n_cases``, pooled TP/FP/FN and empty-case counts;
+* :func:`table1` -- paper Table 1 (DSC, SDSC, F1, IS, IP per dataset and loss, then the per-component
+  metrics where evaluated), optionally beside the paper's numbers (:data:`PAPER_RESULTS`);
 * :func:`table2` -- paper Table 2, the alpha/beta ablation (DSC, S, P, SDSC, F1, IS, IP);
 * :func:`pooled_table` -- the pooled counts companion;
-* :func:`write_table` -- CSV (full precision), Markdown and LaTeX (booktabs), written atomically.
+* :func:`write_table` -- CSV (full precision, ``X`` and ``X_sd`` as separate columns), Markdown, LaTeX
+  (booktabs) and a standalone HTML page (``"0.812 ± 0.013"``), written atomically.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pandas as pd
 
 from blobloss.io import atomic_path
 from blobloss.metrics import CASE_COLUMNS, aggregate
+from blobloss.study import seed_summary
 
 SHAPE_FEATURES = ("compactness", "sphereness", "stringness", "skewness")
 
@@ -94,6 +97,15 @@ METRIC_LABELS: dict[str, str] = {
     "instance_sensitivity": "IS",
     "instance_precision": "IP",
 }
+#: Per-case columns the summary needs (the paper's metrics and counts).
+BASE_CASE_COLUMNS: tuple[str, ...] = (
+    "dsc", "sensitivity", "precision", "surface_dice", "tp", "fp", "fn", "instance_sensitivity",
+    "instance_precision", "f1", "gt_empty", "pred_empty",
+)
+#: Metric columns averaged by :func:`summarize_runs` when the per-case table has them (beyond the paper's).
+EXTRA_METRICS: tuple[str, ...] = ("cc_dice", "cc_surface_dice", "IS_gt", "F1_iou", "IS_iou", "IP_iou")
+#: Extra columns of Table 1 (after the paper's metrics) where the summary has them.
+TABLE1_EXTRA: tuple[str, ...] = ("cc_dice", "cc_surface_dice")
 TABLE1_METRICS: tuple[str, ...] = ("DSC", "SDSC", "F1", "IS", "IP")
 TABLE2_METRICS: tuple[str, ...] = ("DSC", "S", "P", "SDSC", "F1", "IS", "IP")
 #: Human-readable loss names (unknown losses: underscores become spaces).
@@ -113,6 +125,13 @@ POOLED_COLUMNS: tuple[str, ...] = (
     "pooled_instance_sensitivity", "pooled_instance_precision", "pooled_f1",
     "gt_empty", "pred_empty", "both_empty",
 )
+
+#: The paper's metrics, averaged per seed in :func:`summarize_runs`.
+AGGREGATE_MEANS: tuple[str, ...] = (
+    "dsc", "sensitivity", "precision", "surface_dice", "instance_sensitivity", "instance_precision", "f1",
+)
+_POOLED_STATS = ("tp", "fp", "fn", "pooled_instance_sensitivity", "pooled_instance_precision", "pooled_f1",
+                 "gt_empty", "pred_empty", "both_empty")
 
 _NAN = float("nan")
 _PAPER_METRICS = ("DSC", "S", "P", "SDSC", "F1", "IS", "IP")
@@ -192,25 +211,25 @@ def _single_value(values: pd.Series, column: str, group: tuple) -> Any:
 # summary
 # --------------------------------------------------------------------------------------------------
 def summarize_runs(per_case: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, setting, checkpoint): means over the test cases of all seeds, pooled counts.
+    """One row per (dataset, setting, checkpoint): seed means with their spread, and pooled counts.
 
-    Each group is summarised with :func:`blobloss.metrics.aggregate` over all its rows, i.e. over every
-    (case, seed) evaluation: the mean of each metric ignoring NaN (SPEC section 5), pooled TP/FP/FN summed
-    over the evaluations with IS/IP/F1 computed from them, and how many evaluations had an empty ground
-    truth, an empty prediction or both. With the same cases for every seed, the mean over all rows equals
-    the mean of the per-seed means (NaN aside).
+    Each metric is first averaged over the test cases of each seed (NaN ignored, docs/definitions.md
+    section 5); the summary gives the mean of those seed means and their standard deviation over seeds
+    (``<metric>_sd``, ddof = 1, NaN with one seed; docs/definitions.md section 8). The pooled TP/FP/FN
+    (with IS/IP/F1 computed from them) and the empty-case counts come from
+    :func:`blobloss.metrics.aggregate` over every (case, seed) evaluation.
 
     Args:
         per_case: One row per (run, checkpoint, case) with the columns :data:`RUN_COLUMNS`, ``seed``,
-            ``case`` and :data:`blobloss.metrics.CASE_COLUMNS` (the pipeline's per-case metrics tables
-            concatenated).
+            ``case`` and :data:`BASE_CASE_COLUMNS`; the columns of :data:`EXTRA_METRICS` are averaged too
+            where present (the pipeline's per-case metrics tables concatenated).
 
     Returns:
         DataFrame with :data:`RUN_COLUMNS`, ``n_seeds``, ``n_cases`` (distinct cases), ``n_evaluations``
         (rows: cases x seeds), the means ``dsc, sensitivity, precision, surface_dice,
-        instance_sensitivity, instance_precision, f1``, ``tp, fp, fn``, ``pooled_instance_sensitivity,
-        pooled_instance_precision, pooled_f1`` and ``gt_empty, pred_empty, both_empty``; groups in order
-        of first appearance.
+        instance_sensitivity, instance_precision, f1`` (+ the extra metrics present), each followed by
+        its ``_sd``, then ``tp, fp, fn``, ``pooled_instance_sensitivity, pooled_instance_precision,
+        pooled_f1`` and ``gt_empty, pred_empty, both_empty``; groups in order of first appearance.
 
     Raises:
         ValueError: On missing columns, an empty table, a (case, seed) listed twice in a group, or a
@@ -222,18 +241,22 @@ def summarize_runs(per_case: pd.DataFrame) -> pd.DataFrame:
         ...            dsc=0.5, sensitivity=0.5, precision=0.5, surface_dice=0.5, tp=1, fp=1, fn=0,
         ...            instance_sensitivity=1.0, instance_precision=0.5, f1=2 / 3, gt_empty=False,
         ...            pred_empty=False)
-        >>> s = summarize_runs(pd.DataFrame([row, dict(row, case="c1", dsc=1.0)]))
-        >>> float(s.loc[0, "dsc"]), int(s.loc[0, "n_cases"]), int(s.loc[0, "fp"])
-        (0.75, 2, 2)
+        >>> s = summarize_runs(pd.DataFrame([row, dict(row, case="c1", dsc=1.0), dict(row, seed=1, dsc=0.25),
+        ...                                  dict(row, seed=1, case="c1", dsc=0.75)]))
+        >>> float(s.loc[0, "dsc"]), round(float(s.loc[0, "dsc_sd"]), 4), int(s.loc[0, "n_seeds"]), int(s.loc[0, "fp"])
+        (0.625, 0.1768, 2, 4)
     """
     _require(
-        per_case, (*RUN_COLUMNS, "seed", "case", *CASE_COLUMNS), "per_case",
+        per_case, (*RUN_COLUMNS, "seed", "case", *BASE_CASE_COLUMNS), "per_case",
         "pass the pipeline's per-case metrics tables (blobloss.jobs.metrics_job outputs) concatenated.",
     )
     if per_case.empty:
         raise ValueError("per_case has no rows; evaluate at least one run before summarising.")
+    metrics = [*AGGREGATE_MEANS, *[c for c in EXTRA_METRICS if c in per_case.columns]]
+    seeds = {tuple(r[list(GROUP_COLUMNS)]): r for _, r in seed_summary(per_case, metrics).iterrows()}
     rows = []
     for group, frame in per_case.groupby(list(GROUP_COLUMNS), sort=False, dropna=False):
+        spread = seeds[tuple(group)]
         duplicated = frame.duplicated(["seed", "case"])
         if duplicated.any():
             first = frame.loc[duplicated, ["seed", "case"]].iloc[0].to_dict()
@@ -243,11 +266,14 @@ def summarize_runs(per_case: pd.DataFrame) -> pd.DataFrame:
             )
         row = {column: _single_value(frame[column], column, group) for column in RUN_COLUMNS}
         row.update({c: _single_value(frame[c], c, group) for c in OPTIONAL_RUN_COLUMNS if c in frame.columns})
-        row["n_seeds"] = int(frame["seed"].nunique())
-        stats = aggregate(frame)
-        row["n_cases"] = int(frame["case"].nunique())
-        row["n_evaluations"] = int(stats.pop("n_cases"))
-        row.update(stats)
+        row["n_seeds"] = int(spread["n_seeds"])
+        row["n_cases"] = int(spread["n_cases"])
+        row["n_evaluations"] = int(len(frame))
+        for column in metrics:
+            row[column] = float(spread[column])
+            row[f"{column}_sd"] = float(spread[f"{column}_sd"])
+        pooled = aggregate(frame.reindex(columns=list(CASE_COLUMNS)))
+        row.update({k: pooled[k] for k in _POOLED_STATS})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -439,8 +465,19 @@ def paper_values(rows: pd.DataFrame, paper_datasets: Mapping[str, str], metrics:
 # tables
 # --------------------------------------------------------------------------------------------------
 def _metric_frame(rows: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """``<label>`` (seed mean) and ``<label>_sd`` (seed spread) per metric label, then n_seeds/n_cases first."""
     inverse = {label: column for column, label in METRIC_LABELS.items()}
-    return pd.DataFrame({m: rows[inverse[m]].astype(float) for m in metrics}, index=rows.index)
+    out: dict[str, pd.Series] = {}
+    for m in metrics:
+        column = inverse.get(m, m)
+        out[m] = rows[column].astype(float)
+        sd = f"{column}_sd"
+        out[f"{m}_sd"] = rows[sd].astype(float) if sd in rows.columns else pd.Series(_NAN, index=rows.index)
+    return pd.DataFrame(out, index=rows.index)
+
+
+def _counts_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({c: rows[c].astype(int) for c in ("n_seeds", "n_cases")}, index=rows.index)
 
 
 def _with_paper(table: pd.DataFrame, rows: pd.DataFrame, metrics: Sequence[str], paper: bool,
@@ -457,7 +494,7 @@ def table1(
     paper: bool = True,
     paper_datasets: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Paper Table 1: DSC, SDSC, F1, IS and IP per dataset and loss (means over test cases and seeds).
+    """Paper Table 1: DSC, SDSC, F1, IS and IP per dataset and loss (seed means of test-set means).
 
     Loss labels are human-readable (:data:`LOSS_LABELS`); where one loss appears several times in a
     dataset they say how the rows differ: ``"(alpha,beta)"`` when alpha/beta differ, the model name
@@ -475,25 +512,30 @@ def table1(
             ``DeepMACT``); without it there are no paper columns. Unmatched rows get NaN.
 
     Returns:
-        DataFrame with columns ``dataset, loss, lr, DSC, SDSC, F1, IS, IP`` (+ ``paper DSC`` ...
-        ``paper IP``), datasets in order of first appearance, settings in the given order.
+        DataFrame with columns ``dataset, loss, lr, n_seeds, n_cases``, then ``DSC, DSC_sd, SDSC, SDSC_sd,
+        F1, F1_sd, IS, IS_sd, IP, IP_sd`` (mean over seeds of the test-set means, and the seed-to-seed
+        standard deviation), ``cc_dice, cc_dice_sd, cc_surface_dice, cc_surface_dice_sd`` where the
+        summary has the per-component metrics, and ``paper DSC`` ... ``paper IP``; datasets in order of
+        first appearance, settings in the given order.
 
     Raises:
         ValueError: On missing columns, no run at ``checkpoint``, unknown settings or paper names.
 
     Example:
         >>> t = table1(summary, ["blob_dice", "dice"], paper_datasets={"ms": "MS"})  # doctest: +SKIP
-        >>> list(t.columns)[:8]  # doctest: +SKIP
-        ['dataset', 'loss', 'lr', 'DSC', 'SDSC', 'F1', 'IS', 'IP']
+        >>> list(t.columns)[:7]  # doctest: +SKIP
+        ['dataset', 'loss', 'lr', 'n_seeds', 'n_cases', 'DSC', 'DSC_sd']
     """
-    _require(summary, (*RUN_COLUMNS, *METRIC_LABELS), "summary", "pass the output of blobloss.tables.summarize_runs.")
+    _require(summary, (*RUN_COLUMNS, "n_seeds", "n_cases", *METRIC_LABELS), "summary",
+             "pass the output of blobloss.tables.summarize_runs.")
     rows = _select_rows(summary, settings, checkpoint)
     table = pd.DataFrame({
         "dataset": rows["dataset"].astype(str),
         "loss": _labels(rows, with_alpha_beta=True),
         "lr": rows["lr"].astype(float),
     })
-    table = pd.concat([table, _metric_frame(rows, TABLE1_METRICS)], axis=1)
+    extra = [m for m in TABLE1_EXTRA if m in rows.columns]
+    table = pd.concat([table, _counts_frame(rows), _metric_frame(rows, (*TABLE1_METRICS, *extra))], axis=1)
     return _with_paper(table, rows, TABLE1_METRICS, paper, paper_datasets)
 
 
@@ -519,7 +561,8 @@ def table2(
         dataset: The dataset, required when the summary holds several.
 
     Returns:
-        DataFrame with columns ``loss, alpha, beta, DSC, S, P, SDSC, F1, IS, IP`` (+ paper columns).
+        DataFrame with columns ``loss, alpha, beta, n_seeds, n_cases``, then ``DSC, DSC_sd, S, S_sd, ...,
+        IP, IP_sd`` (seed means and seed-to-seed standard deviations) and the paper columns.
 
     Raises:
         ValueError: On missing columns, an ambiguous or unknown dataset, or unknown settings.
@@ -527,7 +570,8 @@ def table2(
     Example:
         >>> t = table2(summary, ["blob_dice_a3_b1", "blob_dice", "dice"], dataset="ms")  # doctest: +SKIP
     """
-    _require(summary, (*RUN_COLUMNS, *METRIC_LABELS), "summary", "pass the output of blobloss.tables.summarize_runs.")
+    _require(summary, (*RUN_COLUMNS, "n_seeds", "n_cases", *METRIC_LABELS), "summary",
+             "pass the output of blobloss.tables.summarize_runs.")
     datasets = list(dict.fromkeys(summary["dataset"].astype(str)))
     if dataset is None:
         if len(datasets) != 1:
@@ -542,7 +586,7 @@ def table2(
         "alpha": rows["alpha"].astype(float).mask(plain, 1.0),
         "beta": rows["beta"].astype(float).mask(plain, 0.0),
     })
-    table = pd.concat([table, _metric_frame(rows, TABLE2_METRICS)], axis=1)
+    table = pd.concat([table, _counts_frame(rows), _metric_frame(rows, TABLE2_METRICS)], axis=1)
     return _with_paper(table, rows, TABLE2_METRICS, paper, paper_datasets)
 
 
@@ -560,12 +604,29 @@ def format_lr(value: float) -> str:
     return f"{float(mantissa):g}e{int(exponent)}"
 
 
+def format_p(value: float) -> str:
+    """A p-value with three significant digits, small ones as ``"<0.001"``.
+
+    Example:
+        >>> format_p(0.04321), format_p(0.00002), format_p(1.0)
+        ('0.0432', '<0.001', '1')
+    """
+    v = float(value)
+    return "<0.001" if v < 0.001 else f"{v:.3g}"
+
+
 #: Column-specific formatters used by :func:`write_table` (others: ``float_format`` for floats).
 COLUMN_FORMATS: dict[str, Callable[[Any], str]] = {
     "lr": format_lr,
     "alpha": lambda v: f"{float(v):g}",
     "beta": lambda v: f"{float(v):g}",
+    "p_value": format_p,
+    "p_holm": format_p,
+    "bin_low": lambda v: f"{float(v):.4g}",
+    "bin_high": lambda v: f"{float(v):.4g}",
 }
+#: Separator of a mean and its standard deviation in the formatted tables.
+PLUS_MINUS = " ± "
 
 
 def format_table(
@@ -573,21 +634,28 @@ def format_table(
     float_format: str = "{:.3f}",
     na_rep: str = "--",
     column_formats: Mapping[str, Callable[[Any], str]] | None = None,
+    merge_sd: bool = True,
 ) -> pd.DataFrame:
     """The table as strings: floats with ``float_format``, NaN as ``na_rep``, special columns formatted.
+
+    A column ``X`` followed anywhere by ``X_sd`` becomes one column ``X`` reading ``"mean ± sd"`` (just the
+    mean where the sd is NaN, e.g. with a single seed), and ``X_sd`` is dropped.
 
     Args:
         df: Any table.
         float_format: ``str.format`` pattern for float columns.
         na_rep: Text for missing values.
         column_formats: Per-column formatters (default :data:`COLUMN_FORMATS`).
+        merge_sd: Merge ``X`` / ``X_sd`` pairs as described.
 
     Returns:
-        A DataFrame of strings with the same columns.
+        A DataFrame of strings (without the merged ``_sd`` columns).
 
     Example:
         >>> format_table(pd.DataFrame({"lr": [0.01], "DSC": [float("nan")], "n": [3]})).values.tolist()
         [['1e-2', '--', '3']]
+        >>> format_table(pd.DataFrame({"DSC": [0.8123, 0.5], "DSC_sd": [0.0131, float("nan")]})).values.tolist()
+        [['0.812 ± 0.013'], ['0.500']]
     """
     formats = COLUMN_FORMATS if column_formats is None else column_formats
     out = {}
@@ -600,11 +668,82 @@ def format_table(
         else:
             fmt = str
         out[column] = [na_rep if _is_missing(v) else fmt(v) for v in values]
-    return pd.DataFrame(out, index=df.index, columns=df.columns)
+    text = pd.DataFrame(out, index=df.index, columns=df.columns)
+    if merge_sd:
+        for column in _sd_pairs(df):
+            sd = f"{column}_sd"
+            text[column] = [
+                m if _is_missing(v) or _is_missing(d) else f"{m}{PLUS_MINUS}{s}"
+                for m, s, v, d in zip(text[column], text[sd], df[column], df[sd])
+            ]
+        text = text.drop(columns=[f"{c}_sd" for c in _sd_pairs(df)])
+    return text
+
+
+def _sd_pairs(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if isinstance(c, str) and f"{c}_sd" in df.columns]
 
 
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
+
+
+_HTML_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.15em; margin-bottom: 0.3em; }
+p.note { max-width: 60em; font-size: 0.9em; color: #444; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { padding: 0.3em 0.7em; border-bottom: 1px solid #ddd; white-space: nowrap; }
+thead th { border-bottom: 2px solid #444; text-align: center; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.text { text-align: left; }
+tbody tr:nth-child(even) { background: #f6f6f6; }
+"""
+
+
+def table_html(df: pd.DataFrame, title: str | None = None, note: str | None = None,
+               float_format: str = "{:.3f}") -> str:
+    """A standalone HTML page showing the formatted table (what the report displays).
+
+    Args:
+        df: The table.
+        title: Heading above the table.
+        note: A sentence or two below the heading (what the numbers are).
+        float_format: ``str.format`` pattern for floats.
+
+    Returns:
+        The HTML document (UTF-8, inline CSS, no scripts).
+
+    Example:
+        >>> '<td class="num">0.812 ± 0.013</td>' in table_html(pd.DataFrame({"DSC": [0.8123], "DSC_sd": [0.0131]}))
+        True
+    """
+    import html
+
+    text = format_table(df, float_format=float_format)
+    numeric = {c: _is_numeric(df[c]) for c in text.columns}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in text.columns)
+    body = "\n".join(
+        "<tr>" + "".join(
+            f'<td class="{"num" if numeric[c] else "text"}">{html.escape(str(v))}</td>' for c, v in row.items()
+        ) + "</tr>"
+        for _, row in text.iterrows()
+    )
+    parts = ['<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+             f"<title>{html.escape(title or 'table')}</title><style>{_HTML_STYLE}</style></head><body>"]
+    if title:
+        parts.append(f"<h1>{html.escape(title)}</h1>")
+    if note:
+        parts.append(f'<p class="note">{html.escape(note)}</p>')
+    parts.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n</body></html>\n")
+    return "\n".join(parts)
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex", "html")
 
 
 def write_table(
@@ -612,24 +751,32 @@ def write_table(
     stem: str | PathLike[str],
     float_format: str = "{:.3f}",
     caption: str | None = None,
+    note: str | None = None,
+    formats: Sequence[str] = TABLE_FORMATS,
 ) -> dict[str, Path]:
-    """Write a table as ``<stem>.csv`` (full precision), ``<stem>.md`` and ``<stem>.tex``, atomically.
+    """Write a table as ``<stem>.csv`` (full precision), ``.md``, ``.tex`` and ``.html``, atomically.
 
-    Markdown (tabulate) and LaTeX (booktabs rules, no index) use ``float_format`` for float columns, the
-    paper's notation for ``lr`` (``1e-2``) and ``"--"`` for NaN; text columns are left-aligned, numbers
-    right-aligned, LaTeX special characters escaped.
+    The CSV keeps every column at full precision (``X`` and ``X_sd`` separate). Markdown (tabulate),
+    LaTeX (booktabs rules, no index) and HTML use ``float_format`` for float columns, ``"mean ± sd"`` for
+    ``X`` / ``X_sd`` pairs (``$\\pm$`` in LaTeX), the paper's notation for ``lr`` (``1e-2``), three
+    significant digits for p-values and ``"--"`` for NaN; text columns are left-aligned, numbers
+    right-aligned, LaTeX and HTML special characters escaped.
 
     Args:
         df: The table (e.g. from :func:`table1`).
         stem: Output path without extension, e.g. ``results/tables/table1``.
-        float_format: ``str.format`` pattern for floats in Markdown and LaTeX.
-        caption: Optional LaTeX caption (then a ``table`` environment is written).
+        float_format: ``str.format`` pattern for floats in Markdown, LaTeX and HTML.
+        caption: Optional caption: the LaTeX caption (then a ``table`` environment is written) and the
+            HTML page's heading.
+        note: Optional explanation shown under the HTML heading.
+        formats: Which of ``csv, md, tex, html`` to write.
 
     Returns:
-        ``{"csv": path, "md": path, "tex": path}``.
+        ``{format: path}`` for each written format.
 
     Raises:
-        ValueError: If ``df`` is not a DataFrame or ``float_format`` is not a valid pattern.
+        ValueError: If ``df`` is not a DataFrame, ``float_format`` is not a valid pattern or a format is
+            unknown.
 
     Example:
         >>> import tempfile, os
@@ -645,20 +792,29 @@ def write_table(
         raise ValueError(
             f"float_format must be a str.format pattern such as '{{:.3f}}', got {float_format!r}."
         ) from err
+    unknown = [f for f in formats if f not in TABLE_FORMATS]
+    if unknown:
+        raise ValueError(f"unknown table format(s) {unknown}; use some of {list(TABLE_FORMATS)}.")
     stem = Path(stem)
-    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("csv", "md", "tex")}
+    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in formats}
     text = format_table(df, float_format=float_format)
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
-    with atomic_path(paths["csv"]) as tmp:
-        df.to_csv(tmp, index=False)
-    markdown = text.to_markdown(
-        index=False, disable_numparse=True, colalign=["right" if n else "left" for n in numeric]
-    )
-    with atomic_path(paths["md"]) as tmp:
-        tmp.write_text(markdown + "\n")
-    latex = text.to_latex(
-        index=False, escape=True, caption=caption, column_format="".join("r" if n else "l" for n in numeric)
-    )
-    with atomic_path(paths["tex"]) as tmp:
-        tmp.write_text(latex)
+    numeric = [_is_numeric(df[c]) for c in text.columns]
+    if "csv" in paths:
+        with atomic_path(paths["csv"]) as tmp:
+            df.to_csv(tmp, index=False)
+    if "md" in paths:
+        markdown = text.to_markdown(
+            index=False, disable_numparse=True, colalign=["right" if n else "left" for n in numeric]
+        )
+        with atomic_path(paths["md"]) as tmp:
+            tmp.write_text(markdown + "\n", encoding="utf-8")
+    if "tex" in paths:
+        latex = text.to_latex(
+            index=False, escape=True, caption=caption, column_format="".join("r" if n else "l" for n in numeric)
+        ).replace(PLUS_MINUS, r" $\pm$ ")
+        with atomic_path(paths["tex"]) as tmp:
+            tmp.write_text(latex, encoding="utf-8")
+    if "html" in paths:
+        with atomic_path(paths["html"]) as tmp:
+            tmp.write_text(table_html(df, title=caption, note=note, float_format=float_format), encoding="utf-8")
     return paths

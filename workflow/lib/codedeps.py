@@ -371,6 +371,7 @@ class _Closure:
     def __init__(self, src_root: Path, package: str, eager_only: bool) -> None:
         self.root, self.package, self.eager_only = src_root, package, eager_only
         self.loaded: set[str] = set()
+        self._script_scopes: set[int] = set()  # the script's own top-level scopes already run
         self.used: set[tuple[str, str]] = set()
         self.all_used: set[str] = set()
         self.files: set[Path] = set()
@@ -464,6 +465,8 @@ class _Closure:
                     continue
                 rest = target.lstrip(".")
                 absolute = ".".join(parts[: len(parts) - (level - 1)]) + (f".{rest}" if rest else "")
+            if not self.is_module(absolute) and self.is_module(f"{package}.{target}"):
+                absolute = f"{package}.{target}"  # a bare submodule name, as importlib.import_module(f".{x}", pkg)
             if self.is_module(absolute):
                 self.load(absolute, f"{info.path} (__getattr__)")
                 if not self.eager_only:
@@ -476,7 +479,8 @@ class _Closure:
         if binding is None:
             if root in info.top and info.name != "__main__":
                 self.use(info.name, root)
-            elif root in info.top:
+            elif root in info.top and id(info.top[root]) not in self._script_scopes:
+                self._script_scopes.add(id(info.top[root]))  # run each once: scopes may refer to each other
                 self.run(info, info.top[root])  # a script's own function
             binding = info.bindings.get(root)
         if binding is None:

@@ -10,6 +10,7 @@ from blobloss.data.convert import discover_cases
 from blobloss.data.split import make_split
 from blobloss.errors import BlobLossError
 from blobloss.losses.settings import describe_loss_options, loss_config
+from blobloss.study import default_comparisons, size_bin_edges, validate_comparisons
 
 # Jobs run the thin scripts in scripts/; they import the package from src/ even in a conda env that
 # does not install it.
@@ -74,6 +75,11 @@ PATHS = {
     "metrics": RESULTS + "/{dataset}/eval/{setting}/seed{seed}/{checkpoint}/metrics.csv",
     "blobs": RESULTS + "/{dataset}/eval/{setting}/seed{seed}/{checkpoint}/blobs.csv",
     "tables": RESULTS + "/tables",
+    # study statistics (each table also as .md/.tex/.html beside the .csv, see table_files)
+    "comparison": RESULTS + "/tables/comparison.csv",
+    "detection_by_size": RESULTS + "/tables/detection_by_size.csv",
+    "small_recall": RESULTS + "/tables/small_recall.csv",
+    "recall_figure": RESULTS + "/figures/{dataset}_recall_by_size.png",
     "detection_figure": RESULTS + "/figures/{dataset}_detection.png",
     "paired_figure": RESULTS + "/figures/{dataset}_paired.png",
     "curves_figure": RESULTS + "/figures/{dataset}_training.png",
@@ -297,6 +303,35 @@ def _check_patch_against_cases(name, patch, pad):
 _check_settings()
 
 
+def _comparisons(dataset):
+    """(setting, baseline) pairs of a dataset: its `comparisons` list, or every blob_X against X."""
+    ds = DATASETS[dataset]
+    names = [st["name"] for st in ds["training"]["losses"]]
+    if ds.get("comparisons") is not None:
+        try:
+            return validate_comparisons(ds["comparisons"], names, dataset)
+        except ValueError as err:
+            raise WorkflowError(str(err)) from None
+    tr = ds["training"]
+    return default_comparisons(tr["losses"], tr["optimizer"]["lr"], tr["model"]["name"])
+
+
+COMPARISONS = {name: _comparisons(name) for name in DATASETS}
+
+
+def _check_size_bins():
+    for name, ds in DATASETS.items():
+        bins = ds["evaluation"]["size_bins"]
+        if isinstance(bins, list):
+            try:
+                size_bin_edges([], bins)
+            except ValueError as err:
+                raise WorkflowError(f"dataset {name!r}: {err}") from None
+
+
+_check_size_bins()
+
+
 def train_config(wildcards):
     """The complete training config of one run (every value goes through params, so a change reruns it)."""
     tr = DATASETS[wildcards.dataset]["training"]
@@ -373,8 +408,10 @@ def all_targets():
     targets = per_dataset("manifest") + per_dataset("blob_features") + per_dataset("blob_counts")
     targets += [PATHS["stats_figure"], PATHS["stats_table"]]
     targets += list(table_outputs().values())
+    targets += list(comparison_outputs().values()) + list(detection_outputs().values())
     for dataset in DATASETS:
         targets.append(PATHS["curves_figure"].format(dataset=dataset))
+        targets.append(PATHS["recall_figure"].format(dataset=dataset))
         if comparison_pair(dataset):
             targets.append(PATHS["detection_figure"].format(dataset=dataset))
             targets.append(PATHS["paired_figure"].format(dataset=dataset))
@@ -382,12 +419,25 @@ def all_targets():
 
 
 def comparison_pair(dataset):
-    """(dice setting, blob dice setting) compared in the figures: the first of each in the config."""
-    settings = DATASETS[dataset]["training"]["losses"]
-    plain = [st["name"] for st in settings if st["loss"] == "dice" and not st.get("model")]
-    blob = [st["name"] for st in settings if st["loss"] == "blob_dice" and not st.get("model")
-            and setting_loss(dataset, st["name"]) == loss_config("blob_dice")]
-    return (plain[0], blob[0]) if plain and blob else None
+    """(baseline, setting) shown in the dataset's figures: the first pair of its comparisons."""
+    pairs = COMPARISONS[dataset]
+    return (pairs[0][1], pairs[0][0]) if pairs else None
+
+
+def table_files(csv_path, exts=("csv", "md", "tex", "html")):
+    """A table's files by format: the .csv path of PATHS with its siblings (same stem)."""
+    stem = csv_path[: -len(".csv")]
+    return {ext: f"{stem}.{ext}" for ext in exts}
+
+
+def comparison_outputs():
+    return table_files(PATHS["comparison"])
+
+
+def detection_outputs():
+    out = table_files(PATHS["detection_by_size"], ("csv", "md", "html"))
+    out["small_recall"] = PATHS["small_recall"]
+    return out
 
 
 def best_datasets():
@@ -398,7 +448,9 @@ def table_outputs():
     """The table files; which exist depends on the config (checkpoints, ablations), known at parse time."""
     stems = ["table1"] + (["table1_best"] if best_datasets() else [])
     stems += [f"table2_{ds}" for ds in DATASETS if DATASETS[ds]["evaluation"]["table2"]]
-    out = {f"{stem}_{ext}": f"{PATHS['tables']}/{stem}.{ext}" for stem in stems for ext in ("csv", "md", "tex")}
+    exts = ("csv", "md", "tex", "html")
+    out = {f"{stem}_{ext}": f"{PATHS['tables']}/{stem}.{ext}" for stem in stems for ext in exts}
     for name in ("per_case", "summary", "pooled"):
         out[name] = f"{PATHS['tables']}/{name}.csv"
+    out["pooled_html"] = f"{PATHS['tables']}/pooled.html"
     return out

@@ -1,0 +1,11 @@
+"""Snakemake job: paired comparison table (blobloss.evaluation.comparison_job)."""
+from blobloss.evaluation import comparison_job
+from blobloss.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    comparison_job(
+        snakemake.input.metrics,
+        snakemake.input.small_recall,
+        snakemake.params.comparisons,
+        snakemake.params.stem,
+    )

@@ -1,0 +1,12 @@
+"""Snakemake job: recall-by-size figure of one dataset (blobloss.evaluation.recall_figure_job)."""
+from blobloss.evaluation import recall_figure_job
+from blobloss.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    recall_figure_job(
+        snakemake.input.table,
+        snakemake.wildcards.dataset,
+        snakemake.output[0],
+        settings=snakemake.params.settings,
+        size_unit=snakemake.params.size_unit,
+    )
