@@ -7,10 +7,19 @@ Each module offers ``discover(dataset, src)`` and ``read(dataset, src, case_id, 
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
+from blobloss.data.sources import generic, lightsheet, lits, nnunet, synthetic
 from blobloss.data.sources._common import RawCase, SourceFormat, source_config
+
+#: The module of each format (plain imports, so the pipeline's import scan sees every format's code).
+_MODULES: dict[SourceFormat, ModuleType] = {
+    SourceFormat.SYNTHETIC: synthetic,
+    SourceFormat.GENERIC: generic,
+    SourceFormat.NNUNET: nnunet,
+    SourceFormat.LITS: lits,
+    SourceFormat.LIGHTSHEET: lightsheet,
+}
 
 __all__ = ["RawCase", "SourceFormat", "source_config", "source_module"]
 
@@ -22,4 +31,4 @@ def source_module(fmt: SourceFormat | str) -> ModuleType:
         >>> source_module("lightsheet").__name__
         'blobloss.data.sources.lightsheet'
     """
-    return importlib.import_module(f"blobloss.data.sources.{SourceFormat(fmt).value}")
+    return _MODULES[SourceFormat(fmt)]
