@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -49,28 +50,28 @@ def test_bundle_config_uses_blob_loss_and_instance_maps() -> None:
     assert int(target) == 7
 
 
+def _doc_commands() -> list[str]:
+    """The bash commands of docs/monai.md's bundle section."""
+    text = (REPO / "docs" / "monai.md").read_text().split("## The example bundle", 1)[1]
+    block = re.findall(r"```bash\n(.*?)```", text, flags=re.S)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
 def test_bundle_runs_a_few_iterations(tmp_path: Path) -> None:
-    """The two commands of docs/monai.md: make the dataset, then `python -m monai.bundle run`."""
+    """The two commands of docs/monai.md, with a temporary dataset and output folder."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     data, models = tmp_path / "data", tmp_path / "models"
-    subprocess.run(
-        [sys.executable, "examples/monai_bundle/scripts/make_dataset.py", "--out", str(data), "--n-cases", "4"],
-        cwd=REPO, env=env, check=True, capture_output=True, text=True,
-    )
+    commands = _doc_commands()
+    assert len(commands) == 2 and commands[1].startswith("python -m monai.bundle run ")
+    for cmd in commands:
+        argv = shlex.split(cmd.replace("examples/monai_bundle/data", str(data)).replace(
+            "examples/monai_bundle/models", str(models)))
+        assert argv[0] == "python"
+        res = subprocess.run([sys.executable, *argv[1:]], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=900)
+        log = res.stdout + res.stderr
+        assert res.returncode == 0, log[-4000:]
     assert len(list((data / "images").glob("*.nii.gz"))) == 4 == len(list((data / "labels").glob("*.nii.gz")))
-    res = subprocess.run(
-        [
-            sys.executable, "-m", "monai.bundle", "run",
-            "--config_file", "examples/monai_bundle/configs/train.json",
-            "--meta_file", "examples/monai_bundle/configs/metadata.json",
-            "--bundle_root", "examples/monai_bundle",
-            "--dataset_dir", str(data),
-            "--output_dir", str(models),
-        ],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
-    )
-    log = res.stdout + res.stderr
-    assert res.returncode == 0, log[-4000:]
     losses = [float(v) for v in re.findall(r"train_loss: ([-+0-9.eE]+|nan|inf)", log)]
     assert len(losses) == 4, log[-2000:]  # 2 epochs x 2 iterations (4 cases, batch 2)
     assert all(math.isfinite(v) and 0.0 < v <= 3.0 for v in losses), losses  # 2 * Dice + blob Dice

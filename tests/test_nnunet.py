@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -431,57 +431,46 @@ def _nnunet_trainer_lookup_problem() -> str | None:
     )
 
 
+def _doc_block() -> str:
+    """The bash block of docs/nnunet.md's "A tiny dataset to try it" section (what the real run executes)."""
+    text = (REPO / "docs" / "nnunet.md").read_text().split("## A tiny dataset to try it", 1)[1]
+    return re.findall(r"```bash\n(.*?)```", text, flags=re.S)[0]
+
+
 @pytest.mark.slow
 @needs_nnunet
 def test_real_nnunet_run(tmp_path: Path) -> None:
-    """write raw -> nnUNetv2_plan_and_preprocess -> nnUNetv2_train -tr nnUNetTrainerBlobDice_1epoch -> predict."""
+    """docs/nnunet.md's commands: write raw, plan and preprocess, train nnUNetTrainerBlobDice_1epoch, predict."""
     problem = _nnunet_trainer_lookup_problem()
     if problem:
         pytest.skip(problem)
-    from blobloss.integrations.nnunet import ext_trainer_path
+    from blobloss.data.synthetic import case_seed, generate_case
     from blobloss.io import load_image
     from blobloss.metrics import instance_metrics
 
-    raw = tmp_path / "nnUNet_raw"
-    dataset = write_synthetic_nnunet(raw, dataset_id=900, n_train=5, n_test=2, shape=(32, 32, 32), seed=1)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
-        "nnUNet_raw": str(raw),
-        "nnUNet_preprocessed": str(tmp_path / "nnUNet_preprocessed"),
-        "nnUNet_results": str(tmp_path / "nnUNet_results"),
-        "nnUNet_extTrainer": str(ext_trainer_path()),
-        "nnUNet_n_proc_DA": "1",  # one data-loading worker process: the transform runs in a real worker
-        "nnUNet_compile": "false",
-    }
-
-    def run(*cmd: str) -> str:
-        res = subprocess.run(list(cmd), capture_output=True, text=True, env=env, timeout=600)
-        assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-        return res.stdout
-
-    # nnU-Net's commands of this interpreter's environment (a venv's bin/ first), else from PATH
-    here = Path(sys.executable).parent
-    nnunet_bin = here if (here / "nnUNetv2_train").exists() else Path(shutil.which("nnUNetv2_train") or here).parent
-    run(str(nnunet_bin / "nnUNetv2_plan_and_preprocess"), "-d", "900", "-c", "3d_fullres", "-npfp", "1", "-np", "1",
-        "--verify_dataset_integrity")
-    log = run(str(nnunet_bin / "nnUNetv2_train"), "900", "3d_fullres", "0", "-tr", "nnUNetTrainerBlobDice_1epoch",
-              "-device", "cpu")
+    block = _doc_block()
+    for needed in ("--ext-trainer-path", "nnUNetv2_plan_and_preprocess", "-tr nnUNetTrainerBlobDice_1epoch -device cpu",
+                   "nnUNetv2_predict"):
+        assert needed in block
+    # python and nnU-Net's commands of this interpreter's environment first (a venv's bin/), then PATH
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path,
+           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=2400)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-6000:]
     assert "Using trainer 'nnUNetTrainerBlobDice_1epoch'" in log
+
+    dataset = tmp_path / "nnUNet_raw" / "Dataset900_BlobSynthetic"
     model = tmp_path / "nnUNet_results" / dataset.name / "nnUNetTrainerBlobDice_1epoch__nnUNetPlans__3d_fullres"
-    assert (model / "fold_0" / "checkpoint_final.pth").is_file()
-    losses = torch.load(model / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)[
-        "logging"]["train_losses"]
+    checkpoint = torch.load(model / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["trainer_name"] == "nnUNetTrainerBlobDice_1epoch"
+    losses = checkpoint["logging"]["train_losses"]
     assert len(losses) == 1 and np.isfinite(losses[0])
 
-    pred_dir = tmp_path / "pred"
-    run(str(nnunet_bin / "nnUNetv2_predict"), "-i", str(dataset / "imagesTs"), "-o", str(pred_dir), "-d", "900",
-        "-c", "3d_fullres", "-f", "0", "-tr", "nnUNetTrainerBlobDice_1epoch", "-device", "cpu",
-        "-npp", "1", "-nps", "1", "--disable_tta")
-    preds = sorted(pred_dir.glob("*.nii.gz"))
+    preds = sorted((tmp_path / "pred").glob("*.nii.gz"))
     assert [p.name for p in preds] == ["case_005.nii.gz", "case_006.nii.gz"]
-    from blobloss.data.synthetic import case_seed, generate_case
-
     for i, path in zip((5, 6), preds):
         pred = load_image(path).array
         _, gt, gt_instances = generate_case(case_seed(1, i), (32, 32, 32))
