@@ -365,6 +365,15 @@ def run_name(wildcards):
     return {"dataset": wildcards.dataset, "setting": wildcards.setting, "seed": int(wildcards.seed)}
 
 
+def job_threads(section):
+    """Threads of a training or prediction job: the dataset's ``<section>.threads``, else min(cores, 8)."""
+
+    def threads(wildcards):
+        return DATASETS[wildcards.dataset][section]["threads"] or max(1, min(workflow.cores, 8))
+
+    return threads
+
+
 def split_cases(dataset, part):
     return SPLITS[dataset][part]
 

@@ -30,11 +30,11 @@ rule predict:
         directory(PATHS["predictions"]),
     params:
         checkpoint=_checkpoint_file,
-        inference=lambda wc: DATASETS[wc.dataset]["inference"],
+        inference=lambda wc: {k: v for k, v in DATASETS[wc.dataset]["inference"].items() if k != "threads"},
         probs=_test_case_paths("prob"),
         preds=_test_case_paths("pred"),
         name=lambda wc: f"{wc.dataset}/{wc.setting}/seed{wc.seed}/{wc.checkpoint}",
-    threads: max(1, min(workflow.cores, 8))
+    threads: job_threads("inference")
     # on a cluster: one job per model and checkpoint predicts all its test cases and evaluates them
     group: "evaluate"
     resources:

@@ -40,7 +40,7 @@ rule train:
         val_cases=lambda wc: _case_files(wc, "val"),
         work=lambda wc: PATHS["train_work"].format(**wc),
         run=run_name,
-    threads: max(1, min(workflow.cores, 8))
+    threads: job_threads("training")
     resources:
         # K GPUs per run: locally the job takes K devices at once (blobloss.gpu.gpu_slot); on SLURM one
         # job with one task and K GPUs (profiles/slurm)
