@@ -27,3 +27,16 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _autograd_stays_on():
+    """A test (or a library it imports: ccmetrics switches autograd off at import) must not leave autograd
+    off for the tests after it."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    yield
+    torch.set_grad_enabled(True)

@@ -142,10 +142,14 @@ def test_component_metrics_equal_per_region_pymia(seed):
 # ccmetrics 0.0.3 (the reference implementation of Jaus et al.)
 # --------------------------------------------------------------------------------------------------
 def _ccmetrics_cc_dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    import torch
+
+    grad = torch.is_grad_enabled()
     ccmetrics = pytest.importorskip(
         "CCMetrics", reason="ccmetrics 0.0.3 is not installed (pip install -e '.[test]'); "
                             "the hand-case and brute-force tests above still check cc_dice"
     )
+    torch.set_grad_enabled(grad)  # ccmetrics switches autograd off for the whole process when imported
     metric = ccmetrics.CCDiceMetric(cc_reduction="patient")
 
     def onehot(mask):
