@@ -70,5 +70,6 @@ def test_paper_config_dry_run_lists_the_whole_dag(name: str, tmp_path: Path) -> 
     assert counts["convert_case"] == N_CASES
     assert counts["components"] == N_CASES
     assert counts["train"] == n_settings
-    assert counts["predict"] == n_settings * n_ckpt * n_test
+    assert n_test >= 1
+    assert counts["predict"] == n_settings * n_ckpt  # one job per run and checkpoint predicts every test case
     assert counts["metrics"] == n_settings * n_ckpt

@@ -16,6 +16,7 @@ section 2).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from blobloss.losses import BlobLoss, MultiClassBlobLoss
@@ -106,6 +107,23 @@ class NNUNetBlobLoss(nn.Module):
         # forward(logits, class_map, instances)
         return loss(logits, instances=instances, class_map=classes)
 
+    def _constant_term(self, classes: Tensor, instances: Tensor) -> Tensor:
+        """The blob term of the constant criterion 1, reduced as the blob loss reduces (the ``-1`` of
+        nnU-Net's ``-Dice``): 1 where an element has instances (binary, or the mean over present classes);
+        with the paper's reduction (Eq. 3) the number of classes with instances divided by C. A batch without
+        instances gives 0. No host sync."""
+        fg = instances.flatten(1) > 0
+        has = fg.any(dim=1)  # (B,)
+        present_mean = "present" in str(getattr(self.blob_dice, "class_reduction", "paper"))
+        if self.n_classes == 1 or present_mean:
+            per_element = has.to(torch.float64)
+        else:
+            cls = classes.flatten(1)
+            present = torch.stack([(fg & (cls == c)).any(dim=1) for c in range(1, self.n_classes + 1)], dim=1)
+            per_element = present.to(torch.float64).sum(dim=1) / self.n_classes
+        n = has.sum()
+        return torch.where(n > 0, (per_element * has).sum() / n.clamp(min=1), per_element.new_zeros(()))
+
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Loss of one scale.
 
@@ -132,12 +150,10 @@ class NNUNetBlobLoss(nn.Module):
         instances = target[:, 1:2].long()
         if self.criterion != "dice_ce":
             return self._blob_call(self.blob, logits, classes, instances)
-        # the -1 only where the blob term has instances: a batch without any keeps the blob term 0 (no host sync)
-        has_instances = (instances > 0).any().to(logits.dtype)
         blob = (
             self._blob_call(self.blob_dice, logits, classes, instances)
             + self._blob_call(self.blob_bce, logits, classes, instances)
-            - has_instances
+            - self._constant_term(classes, instances).to(logits.dtype)
         )
         total = self.beta * blob
         if self.alpha > 0:
