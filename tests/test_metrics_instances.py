@@ -168,9 +168,9 @@ def test_blob_table_columns_volumes_and_outcomes():
     table = blob_table(m, spacing=(2.0, 0.5, 1.0))
     assert tuple(table.columns) == BLOB_COLUMNS
     gt_rows, pred_rows = table[table.kind == "gt"], table[table.kind == "pred"]
-    assert gt_rows["blob"].tolist() == [1, 2] and pred_rows["blob"].tolist() == [1, 2]
-    assert gt_rows["voxels"].tolist() == [8, 2] and gt_rows["volume"].tolist() == [8.0, 2.0]
-    assert pred_rows["voxels"].tolist() == [4, 1] and pred_rows["volume"].tolist() == [4.0, 1.0]
+    assert gt_rows["id"].tolist() == [1, 2] and pred_rows["id"].tolist() == [1, 2]
+    assert gt_rows["volume_voxels"].tolist() == [8, 2] and gt_rows["volume_physical"].tolist() == [8.0, 2.0]
+    assert pred_rows["volume_voxels"].tolist() == [4, 1] and pred_rows["volume_physical"].tolist() == [4.0, 1.0]
     assert gt_rows["outcome"].tolist() == ["TP", "FN"] and pred_rows["outcome"].tolist() == ["TP", "FP"]
     assert gt_rows["iou"].tolist() == [0.5, 0.0] and gt_rows["iou_match"].tolist() == [True, False]
     strict = blob_table(m, matching="one_to_one_iou")
@@ -194,7 +194,7 @@ def test_evaluate_case_blob_table_agrees_with_row():
     assert (blobs.kind == "gt").sum() == row["gt_blobs"] and (blobs.kind == "pred").sum() == row["pred_blobs"]
     assert ((blobs.kind == "pred") & (blobs.outcome == "TP")).sum() == row["tp"]
     assert ((blobs.kind == "gt") & (blobs.outcome == "FN")).sum() == row["fn"]
-    assert blobs.loc[blobs.kind == "gt", "volume"].sum() == pytest.approx(2.0 * gt.sum())
+    assert blobs.loc[blobs.kind == "gt", "volume_physical"].sum() == pytest.approx(2.0 * gt.sum())
     with pytest.raises(ValueError, match="matching must be one of"):
         evaluate_case(pred, gt, matching="overlap")
 

@@ -46,7 +46,7 @@ def test_metrics_and_blob_tables(files, tmp_path):
     b = pd.read_csv(blobs)
     assert list(b.columns) == [*RUN, "case", *BLOB_COLUMNS, "matching"]
     gt0 = b[(b.case == "c0") & (b.kind == "gt")]
-    assert gt0["voxels"].tolist() == [16] and gt0["volume"].tolist() == [16.0]    # 2 x 1 x 0.5 per voxel
+    assert gt0["volume_voxels"].tolist() == [16] and gt0["volume_physical"].tolist() == [16.0]    # 2 x 1 x 0.5 per voxel
     pred1 = b[(b.case == "c1") & (b.kind == "pred")]
     assert pred1["outcome"].tolist() == ["TP", "FP"] and set(b["matching"]) == {"any_overlap"}
     assert set(b["setting"]) == {"dice"}

@@ -49,7 +49,7 @@ IOU_THRESHOLD = 0.5
 
 #: Columns of the per-blob table (:func:`blob_table`), in order.
 BLOB_COLUMNS: tuple[str, ...] = (
-    "kind", "blob", "voxels", "volume", "overlap", "iou", "iou_match", "detected", "outcome",
+    "kind", "id", "volume_voxels", "volume_physical", "overlap", "iou", "iou_match", "detected", "tp", "outcome",
 )
 
 _NAN = float("nan")
@@ -316,17 +316,18 @@ def blob_table(
             "one_to_one_iou").
 
     Returns:
-        A DataFrame with the columns :data:`BLOB_COLUMNS`: ``kind`` ("gt" or "pred"), ``blob`` (its id in
-        the label map), ``voxels``, ``volume`` (physical units), ``overlap`` (shares a voxel with the other
-        mask), ``iou`` (largest IoU with a blob of the other side), ``iou_match`` (one-to-one IoU >= 0.5
-        match), ``detected`` (by ``matching``: a detected ground-truth blob, a true-positive predicted
-        blob) and ``outcome`` ("TP" or "FN" for ground-truth blobs, "TP" or "FP" for predicted ones).
+        A DataFrame with the columns :data:`BLOB_COLUMNS`: ``kind`` ("gt" or "pred"), ``id`` (its id in
+        the label map), ``volume_voxels``, ``volume_physical`` (voxels x voxel volume), ``overlap`` (shares
+        a voxel with the other mask), ``iou`` (largest IoU with a blob of the other side), ``iou_match``
+        (one-to-one IoU >= 0.5 match), ``detected`` (by ``matching``: a detected ground-truth blob, a
+        true-positive predicted blob), ``tp`` (predicted rows: the same flag; empty for ground-truth rows)
+        and ``outcome`` ("TP" or "FN" for ground-truth blobs, "TP" or "FP" for predicted ones).
         Ground-truth rows come first.
 
     Example:
         >>> gt = np.zeros((1, 4, 8), bool); gt[0, 1:3, 1:3] = True
         >>> pred = np.zeros_like(gt); pred[0, 1:3, 2:3] = True; pred[0, 3, 6] = True
-        >>> blob_table(match_instances(pred, gt), spacing=(2.0, 1.0, 1.0))[["kind", "volume", "outcome"]].values.tolist()
+        >>> blob_table(match_instances(pred, gt), spacing=(2.0, 1.0, 1.0))[["kind", "volume_physical", "outcome"]].values.tolist()
         [['gt', 8.0, 'TP'], ['pred', 4.0, 'TP'], ['pred', 2.0, 'FP']]
     """
     ndim = match.gt_labels.ndim
@@ -339,13 +340,14 @@ def blob_table(
         detected = match.detected(kind, matching)
         frames.append(pd.DataFrame({
             "kind": kind,
-            "blob": np.arange(1, n + 1, dtype=np.int64),
-            "voxels": voxels,
-            "volume": voxels * unit,
+            "id": np.arange(1, n + 1, dtype=np.int64),
+            "volume_voxels": voxels,
+            "volume_physical": voxels * unit,
             "overlap": overlap,
             "iou": iou,
             "iou_match": partner > 0,
             "detected": detected,
+            "tp": detected if kind == "pred" else np.full(n, None, dtype=object),
             "outcome": np.where(detected, positive, negative),
         }))
     return pd.concat(frames, ignore_index=True)[list(BLOB_COLUMNS)]
