@@ -323,13 +323,16 @@ def copy_workflow(dest: Path) -> Path:
     for name in ("workflow", "scripts", "src", "config", "envs", "profiles"):
         shutil.copytree(REPO / name, dest / name, ignore=ignore)
     shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
+    # a rule's message: replaces its input/output block in Snakemake's output; the copy prints the blocks
+    for smk in (dest / "workflow" / "rules").glob("*.smk"):
+        smk.write_text(re.sub(r"^    message:\n        .*\n", "", smk.read_text(), flags=re.M))
     return dest
 
 
 def snakemake(wf: Path, workdir: Path, *args: str, check: bool = True) -> str:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(wf / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "1", *args]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+           "--configfile", str(workdir / "config.yaml"), "--cores", "1", "--quiet", "host", *args]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # (--quiet host: the reasons shown)
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=300, env=env)
     if check:
         assert proc.returncode == 0, f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
