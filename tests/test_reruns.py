@@ -343,7 +343,7 @@ def planned_jobs(output: str) -> list[dict]:
     """The jobs of a dry run: rule, inputs, outputs, reason."""
     jobs: list[dict] = []
     for line in output.splitlines():
-        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        m = re.match(r"^\s*(?:local)?rule (\w+):$", line)  # grouped jobs (predict + metrics) are indented
         if m:
             jobs.append({"rule": m.group(1), "input": [], "output": [], "reason": ""})
             continue
