@@ -386,7 +386,7 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Detections:
-    """Blob-wise detection result of one case (SPEC section 5 rule).
+    """Blob-wise detection result of one case (docs/definitions.md section 5 rule).
 
     Attributes:
         tp: Voxels of predicted blobs that share at least one voxel with the ground truth, (*spatial) bool.

@@ -137,7 +137,7 @@ _NAN = float("nan")
 _PAPER_METRICS = ("DSC", "S", "P", "SDSC", "F1", "IS", "IP")
 # The paper's reported test-set means: Kofler, Shit, Ezhov, et al., "blob loss: instance imbalance aware
 # loss functions for semantic segmentation", IPMI 2023, LNCS 13939 (Tables 1 and 2 and the ablations in
-# the text/supplement), as transcribed in SPEC section 7. Columns: paper dataset, loss, lr, alpha, beta
+# the text/supplement), as transcribed in docs/definitions.md section 7. Columns: paper dataset, loss, lr, alpha, beta
 # (NaN for losses without them), model, checkpoint, DSC, S, P, SDSC, F1, IS, IP (NaN = not reported).
 _PAPER_COLUMNS = ("paper_dataset", "loss", "lr", "alpha", "beta", "model", "checkpoint", *_PAPER_METRICS)
 _N = _NAN

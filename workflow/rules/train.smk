@@ -1,4 +1,4 @@
-# Training (SPEC section 7): one job per (dataset, loss setting, seed) on training.gpus GPUs (DDP ranks).
+# Training (docs/definitions.md section 7): one job per (dataset, loss setting, seed) on training.gpus GPUs (DDP ranks).
 
 def _train_inputs(wildcards):
     cases = split_cases(wildcards.dataset, "train") + split_cases(wildcards.dataset, "val")
