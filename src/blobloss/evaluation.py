@@ -417,3 +417,38 @@ def training_curves_job(logs: Mapping[str, PathStr], out_png: PathStr, dataset: 
 
     plot_training_curves({name: pd.read_csv(path) for name, path in logs.items()}, out_png,
                          title=f"{dataset}: training curves" if dataset else None)
+
+
+def blob_statistics_job(
+    features_csvs: Sequence[PathStr],
+    counts_csvs: Sequence[PathStr],
+    out_png: PathStr,
+    out_csv: PathStr,
+    out_html: PathStr,
+    percentile: float = 95.0,
+) -> pd.DataFrame:
+    """Fig. 4-style figure and the summary table of every dataset's blobs (CSV, and HTML for the report).
+
+    Args:
+        features_csvs: Per-dataset blob feature tables (``blob_features.csv``).
+        counts_csvs: Per-dataset blob count tables (``blob_counts.csv``).
+        out_png: The figure.
+        out_csv: The summary table, full precision.
+        out_html: The same table formatted for the report.
+        percentile: The figure's axes end at this percentile (the boxes use every value).
+
+    Returns:
+        The summary table.
+    """
+    from blobloss.plots import plot_blob_statistics
+    from blobloss.tables import blob_summary, write_table
+
+    stem = Path(out_csv).with_suffix("")
+    if Path(out_html) != stem.with_suffix(".html"):
+        raise ValueError(f"out_csv {out_csv} and out_html {out_html} must share their name (one table, two formats)")
+    features = pd.concat([pd.read_csv(p) for p in features_csvs], ignore_index=True)
+    counts = pd.concat([pd.read_csv(p) for p in counts_csvs], ignore_index=True)
+    plot_blob_statistics(features, counts, out_png, percentile=percentile)
+    summary = blob_summary(features, counts)
+    write_table(summary, stem, caption="Blob statistics per dataset", formats=("csv", "html"))
+    return summary

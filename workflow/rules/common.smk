@@ -62,6 +62,7 @@ PATHS = {
     "blob_counts": RESULTS + "/{dataset}/stats/blob_counts.csv",
     "stats_figure": RESULTS + "/stats/blob_statistics.png",
     "stats_table": RESULTS + "/stats/blob_statistics.csv",
+    "stats_table_html": RESULTS + "/stats/blob_statistics.html",
     # one training run per (dataset, loss setting, seed); checkpoints live in work/ (not a declared
     # output, so Snakemake never deletes them and a killed or extended run resumes from them)
     "train_work": RESULTS + "/{dataset}/train/{setting}/seed{seed}/work",

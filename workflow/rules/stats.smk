@@ -37,8 +37,9 @@ rule blob_statistics:
             caption="../report/blob_statistics.rst",
             category="Blob statistics",
         ),
-        table=report(
-            PATHS["stats_table"],
+        table=PATHS["stats_table"],
+        html=report(
+            PATHS["stats_table_html"],
             caption="../report/blob_statistics_table.rst",
             category="Blob statistics",
         ),
