@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from blobloss.losses import BlobLoss, MultiClassBlobLoss
+from blobloss.losses import BlobLoss, ClassReduction, MultiClassBlobLoss
 
 __all__ = ["CRITERIA", "NNUNetBlobLoss"]
 
@@ -114,8 +114,7 @@ class NNUNetBlobLoss(nn.Module):
         instances gives 0. No host sync."""
         fg = instances.flatten(1) > 0
         has = fg.any(dim=1)  # (B,)
-        present_mean = "present" in str(getattr(self.blob_dice, "class_reduction", "paper"))
-        if self.n_classes == 1 or present_mean:
+        if self.n_classes == 1 or self.blob_dice.class_reduction is ClassReduction.PRESENT:
             per_element = has.to(torch.float64)
         else:
             cls = classes.flatten(1)
