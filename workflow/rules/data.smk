@@ -26,7 +26,7 @@ rule check_dataset:
         "../../scripts/check_dataset.py"
 
 
-localrules: convert_case, convert_case_with_ids, manifest  # cheap jobs: never a cluster job of their own
+localrules: check_dataset, convert_case, convert_case_with_ids, manifest  # reading and converting cases: never a cluster job of their own
 
 
 rule convert_case:
