@@ -1,13 +1,12 @@
-"""Snakemake job: blob features and counts of one dataset (blobloss.stats)."""
+"""Snakemake job: blob features and counts of one dataset (blobloss.jobs.blob_features_job)."""
+from blobloss.jobs import blob_features_job
 from blobloss.logs import log_to_file
-from blobloss.stats import write_dataset_statistics
 
-with log_to_file(snakemake.log[0]) as log:
-    features, counts = write_dataset_statistics(
-        dict(zip(snakemake.params.cases, snakemake.input.instances)),
+with log_to_file(snakemake.log[0]):
+    blob_features_job(
         snakemake.wildcards.dataset,
+        dict(zip(snakemake.params.cases, snakemake.input.instances)),
         snakemake.output.features,
         snakemake.output.counts,
         method=snakemake.params.method,
     )
-    log.info("%d blobs in %d cases", len(features), len(counts))

@@ -1,6 +1,6 @@
 """Snakemake job: Fig. 4-style blob statistics figure and summary table over all datasets
-(blobloss.evaluation.blob_statistics_job)."""
-from blobloss.evaluation import blob_statistics_job
+(blobloss.jobs.blob_statistics_job)."""
+from blobloss.jobs import blob_statistics_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):

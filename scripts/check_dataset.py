@@ -1,5 +1,5 @@
-"""Snakemake job: check every case of a dataset before any conversion (blobloss.data.checks.check_dataset_job)."""
-from blobloss.data.checks import check_dataset_job
+"""Snakemake job: check every case of a dataset before any conversion (blobloss.jobs.check_dataset_job)."""
+from blobloss.jobs import check_dataset_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):

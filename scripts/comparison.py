@@ -1,5 +1,5 @@
-"""Snakemake job: paired comparison table (blobloss.evaluation.comparison_job)."""
-from blobloss.evaluation import comparison_job
+"""Snakemake job: paired comparison table (blobloss.jobs.comparison_job)."""
+from blobloss.jobs import comparison_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):

@@ -1,9 +1,9 @@
-"""Snakemake job: convert one case into the standard layout (blobloss.data.convert.convert_case)."""
-from blobloss.data.convert import convert_case
+"""Snakemake job: convert one case into the standard layout (blobloss.jobs.convert_case_job)."""
+from blobloss.jobs import convert_case_job
 from blobloss.logs import log_to_file
 
-with log_to_file(snakemake.log[0]) as log:
-    meta = convert_case(
+with log_to_file(snakemake.log[0]):
+    convert_case_job(
         snakemake.params.dataset,
         snakemake.wildcards.case,
         snakemake.params.sources,
@@ -12,4 +12,3 @@ with log_to_file(snakemake.log[0]) as log:
         out_meta=snakemake.output.meta,
         out_instances=snakemake.output.get("instances"),
     )
-    log.info("converted %s: %s", snakemake.wildcards.case, meta)

@@ -1,5 +1,5 @@
-"""Snakemake job: detection by blob size and small-instance recall (blobloss.evaluation.detection_by_size_job)."""
-from blobloss.evaluation import detection_by_size_job
+"""Snakemake job: detection by blob size and small-instance recall (blobloss.jobs.detection_by_size_job)."""
+from blobloss.jobs import detection_by_size_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):

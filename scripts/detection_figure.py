@@ -1,5 +1,5 @@
-"""Snakemake job: detection MIPs of a baseline vs a setting (blobloss.evaluation.detection_figure_job)."""
-from blobloss.evaluation import detection_figure_job
+"""Snakemake job: detection MIPs of a baseline vs a setting (blobloss.jobs.detection_figure_job)."""
+from blobloss.jobs import detection_figure_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]) as log:

@@ -1,5 +1,5 @@
-"""Snakemake job: per-case metrics and per-blob table of one run and checkpoint (blobloss.evaluation.metrics_job)."""
-from blobloss.evaluation import metrics_job
+"""Snakemake job: per-case metrics and per-blob table of one run and checkpoint (blobloss.jobs.metrics_job)."""
+from blobloss.jobs import metrics_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]) as log:

@@ -1,5 +1,5 @@
-"""Snakemake job: paired per-case F1 and DSC plot, seed-averaged (blobloss.evaluation.paired_figure_job)."""
-from blobloss.evaluation import paired_figure_job
+"""Snakemake job: paired per-case F1 and DSC plot, seed-averaged (blobloss.jobs.paired_figure_job)."""
+from blobloss.jobs import paired_figure_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):

@@ -1,11 +1,9 @@
-"""Snakemake job: sliding-window TTA inference of every test case of one run (blobloss.jobs.predict_job),
-on its own GPU slot."""
-from blobloss.gpu import gpu_slot
+"""Snakemake job: sliding-window TTA inference of every test case of one run on its own GPU slot
+(blobloss.jobs.predict_job)."""
 from blobloss.jobs import predict_job
 from blobloss.logs import log_to_file
 
-with log_to_file(snakemake.log[0]) as log, gpu_slot() as device:
-    log.info("CUDA_VISIBLE_DEVICES=%s", device)
+with log_to_file(snakemake.log[0]):
     predict_job(
         snakemake.params.checkpoint,
         snakemake.input.images,

@@ -1,5 +1,5 @@
-"""Snakemake job: recall-by-size figure of one dataset (blobloss.evaluation.recall_figure_job)."""
-from blobloss.evaluation import recall_figure_job
+"""Snakemake job: recall-by-size figure of one dataset (blobloss.jobs.recall_figure_job)."""
+from blobloss.jobs import recall_figure_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):

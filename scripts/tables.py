@@ -1,5 +1,5 @@
-"""Snakemake job: Table 1, Table 2, pooled counts (blobloss.evaluation.tables_job)."""
-from blobloss.evaluation import tables_job
+"""Snakemake job: Table 1, Table 2, pooled counts (blobloss.jobs.tables_job)."""
+from blobloss.jobs import tables_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):

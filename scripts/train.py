@@ -10,7 +10,6 @@ with log_to_file(snakemake.log[0]):
         snakemake.params.work,
         snakemake.output.model,
         snakemake.output.log,
-        snakemake.output.curve,
         threads=snakemake.threads,
         run=snakemake.params.run,
     )

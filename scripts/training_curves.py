@@ -1,5 +1,5 @@
-"""Snakemake job: training curves of a dataset's runs (blobloss.evaluation.training_curves_job)."""
-from blobloss.evaluation import training_curves_job
+"""Snakemake job: training curves of a dataset's runs (blobloss.jobs.training_curves_job)."""
+from blobloss.jobs import training_curves_job
 from blobloss.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from blobloss.data.synthetic import generate_case
-from blobloss.evaluation import blob_statistics_job
+from blobloss.jobs import blob_statistics_job
 from blobloss.io import save_nifti
 from blobloss.stats import write_dataset_statistics
 from blobloss.tables import blob_summary

@@ -1,5 +1,5 @@
 """Tests for the results figures in blobloss.plots (detection overlays, paired plot, recall by size, training
-curves) and the figure jobs of blobloss.evaluation."""
+curves) and the figure jobs of blobloss.jobs."""
 
 from __future__ import annotations
 
@@ -282,7 +282,7 @@ def test_plot_recall_by_size_errors(tmp_path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# figure jobs (blobloss.evaluation)
+# figure jobs (blobloss.jobs)
 # --------------------------------------------------------------------------------------------------
 def _save_nifti(path, array) -> str:
     nib.save(nib.Nifti1Image(np.asarray(array, dtype=np.float32 if array.dtype.kind == "f" else np.uint8), np.eye(4)),
@@ -291,7 +291,7 @@ def _save_nifti(path, array) -> str:
 
 
 def test_detection_figure_job_names_dataset_case_and_seed(case3d, tmp_path, figures) -> None:
-    from blobloss.evaluation import detection_figure_job
+    from blobloss.jobs import detection_figure_job
 
     image, gt, pred = case3d
     rows = []
@@ -318,7 +318,7 @@ def test_detection_figure_job_names_dataset_case_and_seed(case3d, tmp_path, figu
 
 
 def test_paired_and_curves_jobs_name_the_dataset(per_case: pd.DataFrame, tmp_path, figures) -> None:
-    from blobloss.evaluation import paired_figure_job, training_curves_job
+    from blobloss.jobs import paired_figure_job, training_curves_job
 
     per_case.assign(loss=per_case["setting"]).to_csv(tmp_path / "m.csv", index=False)
     paired_figure_job([tmp_path / "m.csv"], "dice", "blob_dice", tmp_path / "p.png", dataset="toy")
@@ -332,7 +332,7 @@ def test_paired_and_curves_jobs_name_the_dataset(per_case: pd.DataFrame, tmp_pat
 
 
 def test_recall_figure_job(tmp_path, figures) -> None:
-    from blobloss.evaluation import recall_figure_job
+    from blobloss.jobs import recall_figure_job
 
     _detection_table().to_csv(tmp_path / "detection_by_size.csv", index=False)
     recall_figure_job(tmp_path / "detection_by_size.csv", "syn", tmp_path / "r.png", settings=["blob_dice", "dice"],

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blobloss.evaluation import metrics_job
+from blobloss.jobs import metrics_job
 from blobloss.io import save_nifti
 from blobloss.metrics import BLOB_COLUMNS, CASE_COLUMNS, EXTRA_CASE_COLUMNS
 

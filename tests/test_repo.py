@@ -37,6 +37,17 @@ def test_cpu_constraints_pin_torch_exactly() -> None:
     assert all(p.startswith("torch==") for p in pins), f"only torch's CPU build is pinned: {pins}"
 
 
+def test_test_constraints_pin_only_a_matching_torch_torchvision_pair() -> None:
+    """The test install pins torch and torchvision together (nnU-Net imports torchvision) and nothing else."""
+    lines = (REPO / "requirements" / "test.txt").read_text().splitlines()
+    pins = dict(l.strip().split("==") for l in lines if l.strip() and not l.lstrip().startswith("#"))
+    assert set(pins) == {"torch", "torchvision"}, pins
+    torch_minor = int(pins["torch"].split(".")[1])
+    vision_minor = int(pins["torchvision"].split(".")[1])
+    assert pins["torch"].startswith("2.") and vision_minor == torch_minor + 15, pins  # torchvision 0.(m+15) <-> torch 2.m
+    assert "-c requirements/test.txt" in setup_commands()[1]
+
+
 def test_default_profile_does_not_override_the_slurm_profile() -> None:
     """profiles/default is layered over `--profile profiles/slurm` and wins: it must hold nothing local-only."""
     import yaml

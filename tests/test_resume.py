@@ -129,7 +129,7 @@ def test_sigkill_then_resume_continues_and_matches_uninterrupted(cases, uninterr
     ckpt = load_checkpoint(out / "checkpoint_last.pt")
     assert ckpt["epoch"] == EPOCHS
     _assert_same_weights(ckpt["model"], uninterrupted)
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint_best.pt", "checkpoint_last.pt", "curve.png", "log.csv",
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint_best.pt", "checkpoint_last.pt", "log.csv",
                                                           "progress.json"]
 
 

@@ -397,7 +397,7 @@ def test_detection_by_size_errors(blobs_and_cases) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# the pipeline's jobs (blobloss.evaluation) on small CSVs
+# the pipeline's jobs (blobloss.jobs) on small CSVs
 # --------------------------------------------------------------------------------------------------
 def _write_runs(tmp_path, blobs: pd.DataFrame) -> tuple[list, list]:
     """Per-run metrics.csv and blobs.csv files for blobs_and_cases-like data of settings 's' and 'b'."""
@@ -423,7 +423,7 @@ def _write_runs(tmp_path, blobs: pd.DataFrame) -> tuple[list, list]:
 
 
 def test_detection_and_comparison_jobs(blobs_and_cases, tmp_path) -> None:
-    from blobloss.evaluation import comparison_job, detection_by_size_job
+    from blobloss.jobs import comparison_job, detection_by_size_job
 
     blobs, _ = blobs_and_cases
     metrics_paths, blob_paths = _write_runs(tmp_path, blobs)
@@ -451,7 +451,7 @@ def test_detection_and_comparison_jobs(blobs_and_cases, tmp_path) -> None:
 
 
 def test_tables_job_writes_seed_tables_and_html(tmp_path) -> None:
-    from blobloss.evaluation import tables_job
+    from blobloss.jobs import tables_job
 
     blobs = pd.DataFrame(columns=["dataset", "setting", "seed", "checkpoint", "case", "kind", "id",
                                   "volume_physical", "detected", "tp"])

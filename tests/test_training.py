@@ -406,8 +406,9 @@ def test_train_writes_all_outputs_and_learns(tmp_path: Path) -> None:
     rows = []
     summary = train(cfg, _blob_cases(4), _blob_cases(1, seed=9), tmp_path, device="cpu", on_epoch_end=rows.append)
 
-    for name in ("checkpoint_last.pt", "checkpoint_best.pt", "log.csv", "curve.png"):
+    for name in ("checkpoint_last.pt", "checkpoint_best.pt", "log.csv"):
         assert (tmp_path / name).stat().st_size > 0, name
+    assert not (tmp_path / "curve.png").exists()  # the train job draws the curve (blobloss.plots), not the loop
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
     log = read_log(tmp_path / "log.csv")
     assert [r["epoch"] for r in log] == list(range(1, 13)) == [r["epoch"] for r in rows]
@@ -504,7 +505,7 @@ def _run_job(tmp_path: Path, cfg: dict, monkeypatch: pytest.MonkeyPatch) -> Path
     monkeypatch.setenv("BLOBLOSS_NUM_GPUS", "0")
     with log_to_file(tmp_path / "job.log"):
         train_job(cfg, _blob_cases(2), _blob_cases(1, seed=9), tmp_path / "work", tmp_path / "model.pt",
-                  tmp_path / "log.csv", tmp_path / "curve.png", threads=1,
+                  tmp_path / "log.csv", threads=1,
                   run={"dataset": "syn", "setting": "blob_dice", "seed": 0})
     return tmp_path / "work"
 
@@ -536,6 +537,18 @@ def test_training_job_prints_one_plain_line_per_epoch_and_writes_progress_json(
     assert (progress["epoch"], progress["epochs"], progress["state"], progress["world_size"]) == (3, 3, "done", 1)
     assert progress["eta_s"] == 0 and progress["sec_per_epoch"] > 0 and progress["val_loss"] is not None
     assert datetime.fromisoformat(progress["updated"]).utcoffset() == timedelta(0)
+
+
+def test_training_job_publishes_model_and_log_and_draws_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from blobloss.training.checkpoint import load_checkpoint
+
+    cfg = {"model": {"features": [2] * 6}, "patch_size": [32, 32], "epochs": 2, "batch_size": 1,
+           "num_workers": 0, "val_every": 1, "seed": 0, "progress": False}
+    work = _run_job(tmp_path, cfg, monkeypatch)
+    assert (tmp_path / "log.csv").read_bytes() == (work / "log.csv").read_bytes()
+    assert load_checkpoint(tmp_path / "model.pt")["epoch"] == 2
+    # the curve is the training_curve rule's job (blobloss.jobs.training_curves_job), from the published log
+    assert not list(tmp_path.rglob("*.png"))
 
 
 def test_training_job_that_fails_marks_progress_failed(

@@ -421,6 +421,7 @@ def all_targets():
     targets += list(comparison_outputs().values()) + list(detection_outputs().values())
     for dataset in DATASETS:
         targets.append(PATHS["curves_figure"].format(dataset=dataset))
+        targets += [PATHS["train_curve"].format(dataset=dataset, setting=s, seed=k) for s, k in runs(dataset)]
         targets.append(PATHS["recall_figure"].format(dataset=dataset))
         if comparison_pair(dataset):
             targets.append(PATHS["detection_figure"].format(dataset=dataset))

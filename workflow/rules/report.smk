@@ -31,7 +31,7 @@ def _table_output(name, path):
     return path
 
 
-localrules: tables, detection_figure, paired_figure, training_curves  # cheap jobs: never a cluster job of their own
+localrules: tables, detection_figure, paired_figure, training_curves, training_curve  # cheap jobs: never a cluster job of their own
 
 
 rule tables:

@@ -27,13 +27,6 @@ rule train:
     output:
         model=PATHS["model"],
         log=PATHS["train_log"],
-        curve=report(
-            PATHS["train_curve"],
-            caption="../report/training_curve.rst",
-            category="Training",
-            subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "setting": "{setting}", "seed": "{seed}"},
-        ),
     params:
         cfg=train_config,
         train_cases=lambda wc: _case_files(wc, "train"),
@@ -53,3 +46,27 @@ rule train:
         "../../envs/torch.yaml"
     script:
         "../../scripts/train.py"
+
+
+rule training_curve:
+    """The training curve of one run, drawn from its log (a figure edit never retrains a model)."""
+    input:
+        logs=[PATHS["train_log"]],
+        code=job_code("training_curves.py"),
+    output:
+        report(
+            PATHS["train_curve"],
+            caption="../report/training_curve.rst",
+            category="Training",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "setting": "{setting}", "seed": "{seed}"},
+        ),
+    params:
+        names=lambda wc: [f"{wc.setting} seed {wc.seed}"],
+        has_val=lambda wc: bool(split_cases(wc.dataset, "val")),
+    log:
+        LOGS + "/train/{dataset}/{setting}/seed{seed}_curve.log",
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../../scripts/training_curves.py"

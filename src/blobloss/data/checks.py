@@ -32,7 +32,6 @@ __all__ = [
     "EmptyLabelWarning",
     "check_channel_shapes",
     "check_dataset",
-    "check_dataset_job",
     "check_patch_size",
     "check_finite",
     "check_label_values",
@@ -533,31 +532,3 @@ def check_dataset(
         "padded": {k: v for k, v in sorted(padded.items())},
         "notes": notes,
     }
-
-
-def check_dataset_job(
-    dataset: Mapping[str, Any],
-    cases: Mapping[str, Mapping[str, Any]],
-    out_report: str | PathLike[str],
-    threads: int = 1,
-) -> dict[str, Any]:
-    """Pipeline job: :func:`check_dataset` on every case, notes to the job log, the report as JSON.
-
-    The report (per case: shape after any crop, spacing, channels, dtype, label voxels) lets the
-    workflow check the training patch against every case when it is parsed, without reading an image.
-
-    Raises:
-        DataIntegrityError: Listing every problem of the dataset (nothing is written then).
-    """
-    import logging
-
-    from blobloss.io import write_json_atomic
-    from blobloss.logs import progress
-
-    log = logging.getLogger("blobloss")
-    report = check_dataset(dataset, cases, threads=threads)
-    for note in report["notes"]:
-        log.warning("%s", note)
-    write_json_atomic(out_report, report)
-    progress("[%s] %d case(s) checked: no problem found", report["dataset"], report["n_cases"])
-    return report

@@ -7,9 +7,10 @@
   ``checkpoint_best.pt`` whenever the validation loss reaches a new minimum (only with a validation split)
   — both written atomically;
 * ``log.csv`` (columns :data:`LOG_COLUMNS`: ``epoch, train_loss, val_loss, lr, seconds, world_size``; one
-  row per completed epoch, ``val_loss`` empty where no validation ran), ``curve.png`` (loss curves),
-  ``progress.json`` (see :mod:`blobloss.training.progress`), and TensorBoard scalars under
-  ``tensorboard/`` when ``cfg["tensorboard"]`` is true.
+  row per completed epoch, ``val_loss`` empty where no validation ran), ``progress.json`` (see
+  :mod:`blobloss.training.progress`), and TensorBoard scalars under ``tensorboard/`` when
+  ``cfg["tensorboard"]`` is true. The training curve is drawn from ``log.csv`` by the pipeline's train
+  job (:func:`blobloss.plots.plot_training_curves`), not here.
 
 The work is split into :func:`setup_run` (network, optimizer, loss, loaders of one rank),
 :func:`resume_run` (state from ``checkpoint_last.pt``), :func:`train_epoch` (one pass over the training
@@ -255,26 +256,6 @@ def read_log(path: PathLike) -> list[dict[str, float | int | None]]:
                 }
             )
     return rows
-
-
-def _plot_curve(path: Path, history: Sequence[Mapping[str, Any]], title: str) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4), dpi=100)
-    ax = fig.add_subplot()
-    epochs = [r["epoch"] for r in history]
-    ax.plot(epochs, [r["train_loss"] for r in history], label="training loss")
-    val = [(r["epoch"], r["val_loss"]) for r in history if r.get("val_loss") is not None]
-    if val:
-        ax.plot(*zip(*val), marker="o", markersize=3, label="validation loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
 
 
 def _tensorboard_writer(out_dir: Path) -> Any:
@@ -570,9 +551,8 @@ def validate(state: RunState) -> float:
     return float(sums[0].item() / max(sums[1].item(), 1.0))
 
 
-def save_epoch(state: RunState, row: dict[str, Any], out: Path, rng_ranks: list[Any], writer: Any,
-               epochs: int, val_every: int, title: str) -> None:
-    """Rank 0: best and last checkpoint, ``log.csv``, ``curve.png`` and TensorBoard after an epoch."""
+def save_epoch(state: RunState, row: dict[str, Any], out: Path, rng_ranks: list[Any], writer: Any) -> None:
+    """Rank 0: best and last checkpoint, ``log.csv`` and TensorBoard after an epoch."""
     done, val_loss = row["epoch"], row["val_loss"]
     model_state = state.model.state_dict()
     if val_loss is not None and val_loss < state.best_val:
@@ -596,8 +576,6 @@ def save_epoch(state: RunState, row: dict[str, Any], out: Path, rng_ranks: list[
         },
     )
     _write_log(out / "log.csv", state.history)
-    if done % val_every == 0 or done == epochs:
-        _plot_curve(out / "curve.png", state.history, title)
     if writer is not None:
         writer.add_scalar("loss/train", row["train_loss"], done)
         if val_loss is not None:
@@ -636,7 +614,7 @@ def train(
         train_cases: ``[dict(image=path|array, instances=path|array[, name=...]), ...]``; images
             ``(C, *spatial)`` (see :func:`blobloss.training.data.load_training_case`).
         val_cases: Validation cases in the same form, or ``None``/``[]`` for no validation split.
-        out_dir: Output folder (created); holds the checkpoints, ``log.csv``, ``curve.png``, ``progress.json``.
+        out_dir: Output folder (created); holds the checkpoints, ``log.csv``, ``progress.json``.
         device: ``"cuda"``, ``"cpu"``, ... or ``None`` for CUDA when available. With ``gpus > 1`` only the
             type counts: rank ``r`` uses ``cuda:r`` (or the CPU).
         on_epoch_end: Optional callback receiving each epoch's log row (after the checkpoint is written);
@@ -650,7 +628,7 @@ def train(
     Returns:
         Summary dict: ``epochs`` (completed), ``start_epoch``, ``resumed``, ``train_loss`` and ``val_loss``
         of the last epoch, ``best_val_loss``, ``best_epoch``, ``device``, ``world_size``, ``seconds`` and the
-        paths ``checkpoint_last``, ``checkpoint_best`` (or None), ``log``, ``curve``, ``progress``.
+        paths ``checkpoint_last``, ``checkpoint_best`` (or None), ``log``, ``progress``.
 
     Raises:
         ValueError: On an invalid config or data, or a checkpoint from a different experiment.
@@ -719,7 +697,7 @@ def _run_rank(
     resumed = data.ckpt is not None
     data.ckpt = None  # free the host copy of the checkpoint
     last_path, best_path = out / CHECKPOINT_LAST, out / CHECKPOINT_BEST
-    log_path, curve_path = out / "log.csv", out / "curve.png"
+    log_path = out / "log.csv"
     reporter = ProgressReporter(out, epochs, dist.world_size, run, stream, progress_interval) if dist.is_main else None
     if reporter is not None:
         reporter.start(state.start_epoch, state.history)
@@ -742,14 +720,11 @@ def _run_rank(
             "checkpoint_last": str(last_path),
             "checkpoint_best": str(best_path) if best_path.exists() else None,
             "log": str(log_path),
-            "curve": str(curve_path) if curve_path.exists() else None,
             "progress": str(out / "progress.json"),
         }
 
     if state.start_epoch >= epochs:
         if dist.is_main:
-            if state.history and not curve_path.exists():
-                _plot_curve(curve_path, state.history, _title(cfg))
             reporter.done()
         return summary()
 
@@ -779,7 +754,7 @@ def _run_rank(
             state.history.append(row)
             rng_ranks = dist.all_gather_object(capture_rng_state(dist.device if dist.distributed else None))
             if dist.is_main:
-                save_epoch(state, row, out, rng_ranks, writer, epochs, cfg["val_every"], _title(cfg))
+                save_epoch(state, row, out, rng_ranks, writer)
                 reporter.epoch(row)
                 if on_epoch_end is not None:
                     on_epoch_end(dict(row))
@@ -793,12 +768,8 @@ def _run_rank(
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Delete half-written temporary files that a killed run left beside its outputs."""
-    for stem in ("checkpoint_last", "checkpoint_best", "log", "curve", "progress"):
+    for stem in ("checkpoint_last", "checkpoint_best", "log", "curve", "progress"):  # curve: older runs
         for tmp in out.glob(f".{stem}.tmp-*"):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
                 logger.info("removed %s left by an interrupted run", tmp)
-
-
-def _title(cfg: Mapping[str, Any]) -> str:
-    return f"{cfg['model']['name']} / {cfg['loss']['name']} / {cfg['optimizer']['name']} lr={cfg['optimizer']['lr']:g}"
