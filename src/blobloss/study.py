@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +232,8 @@ def wilcoxon_p(setting: Sequence[float], baseline: Sequence[float]) -> float:
         raise ValueError(f"setting and baseline must be 1D of equal length, got shapes {x.shape} and {y.shape}.")
     if x.size < 2 or not np.any(x - y != 0):
         return math.nan
+    from scipy import stats  # imported when used: the workflow imports this module when it parses
+
     return float(stats.wilcoxon(x, y).pvalue)
 
 
@@ -266,6 +267,8 @@ def bootstrap_ci(
         return math.nan, math.nan
     if np.all(d == d[0]):  # every resample has the same mean
         return float(d[0]), float(d[0])
+    from scipy import stats
+
     result = stats.bootstrap(
         (d,), np.mean, n_resamples=int(n_resamples), confidence_level=confidence, method="percentile",
         vectorized=True, rng=np.random.default_rng(seed),

@@ -20,10 +20,10 @@ state restores the position in the schedule.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 import torch
-from pytorch_optimizer import Ranger21
 
 __all__ = ["OPTIMIZER_NAMES", "SCHEDULES", "build_optimizer", "build_optimizer_from_config", "current_lr"]
 
@@ -89,6 +89,8 @@ def build_optimizer(
                 f"Ranger21 needs num_iterations = epochs * batches per epoch >= 1, got {num_iterations!r}."
             )
         kwargs = {} if weight_decay is None else {"weight_decay": float(weight_decay)}
+        from pytorch_optimizer import Ranger21  # imported when used: it loads torch.distributed.tensor (1.5 s)
+
         return Ranger21(
             params,
             num_iterations=int(num_iterations),
@@ -142,6 +144,7 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
         >>> current_lr(torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.5))
         0.5
     """
-    if isinstance(optimizer, Ranger21) and not optimizer.disable_lr_scheduler:
+    package = sys.modules.get("pytorch_optimizer")  # loaded only once a Ranger21 has been built
+    if package is not None and isinstance(optimizer, package.Ranger21) and not optimizer.disable_lr_scheduler:
         return float(optimizer.current_lr)
     return float(optimizer.param_groups[0]["lr"])
