@@ -103,6 +103,23 @@ def test_tta_off_switch_predicts_the_original_only() -> None:
     assert tta_variants(3, {"flips": False, "noise_copies": 0}) == [((), None)]
 
 
+@pytest.mark.parametrize("sw_batch_size", [2, 4, 13])
+def test_tta_variants_stacked_per_pass_give_the_one_at_a_time_result(sw_batch_size: int) -> None:
+    """Variants go through the sliding window sw_batch_size at a time: same noise, same order, same mean."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.InstanceNorm3d(4), torch.nn.Mish(),
+                              torch.nn.Conv3d(4, 1, 3, padding=1))
+    image = np.random.default_rng(5).standard_normal((1, 20, 18, 12)).astype(np.float32)
+    kwargs = {"tta": {**DEFAULT_TTA, "noise_std": 0.2}, "device": "cpu", "progress": False, "overlap": 0.5}
+    one = predict_case(net, image, (16, 16, 8), sw_batch_size=1, **kwargs)
+    calls = []
+    stacked = predict_case(net, image, (16, 16, 8), sw_batch_size=sw_batch_size,
+                           on_variant=lambda done, total: calls.append((done, total)), **kwargs)
+    np.testing.assert_allclose(stacked, one, rtol=0, atol=1e-5)
+    passes = -(-13 // sw_batch_size)
+    assert calls == [(min(13, (i + 1) * sw_batch_size), 13) for i in range(passes)]
+
+
 @pytest.mark.parametrize("shape, roi", [((1, 37, 29, 21), (16, 16, 8)), ((1, 45, 33), (16, 16))])
 def test_sliding_windows_with_flips_reproduce_a_voxelwise_model(shape, roi) -> None:
     image = np.random.default_rng(3).standard_normal(shape).astype(np.float32)

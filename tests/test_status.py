@@ -156,7 +156,8 @@ def test_predict_job_reports_case_position_and_elapsed(tmp_path: Path, capfd) ->
                                 [tmp_path / f"b{i}.nii.gz" for i in range(2)], inference, threads=1,
                                 run="syn/dice/seed0/last", every_s=0.0)
     lines = capfd.readouterr().err.splitlines()
-    assert any(ln.startswith("[syn/dice/seed0/last] predict case 1/2 c7: TTA variant 1/5,") for ln in lines)
+    # sw_batch_size 4: the first pass predicts variants 1-4 together, the second the fifth
+    assert any(ln.startswith("[syn/dice/seed0/last] predict case 1/2 c7: TTA variant 4/5,") for ln in lines)
     assert any(ln.startswith("[syn/dice/seed0/last] predict case 1/2 c7: done in ") for ln in lines)
     assert lines[-1].startswith("[syn/dice/seed0/last] predict case 2/2 c8: done in ")
     assert "(5 TTA variant(s))" in lines[-1] and [s["variants"] for s in summaries] == [5, 5]

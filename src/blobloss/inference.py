@@ -127,7 +127,9 @@ def predict_case(
         image: ``(C, *spatial)`` normalized image (2 or 3 spatial axes).
         roi_size: Window size (the training patch size; UNETR needs exactly its ``img_size``). Volumes
             smaller than the window are padded by MONAI and cropped back.
-        sw_batch_size: Windows per forward pass.
+        sw_batch_size: Windows per forward pass. The TTA variants are stacked ``sw_batch_size`` at a time
+            into one sliding-window pass (MONAI batches their windows together), which is about twice as fast
+            as one variant at a time for small volumes and needs memory for ``sw_batch_size`` outputs.
         overlap: Window overlap fraction in [0, 1).
         tta: TTA settings (keys ``flips``, ``noise_copies``, ``noise_std``, ``seed``; missing keys take
             :data:`DEFAULT_TTA`), or ``None`` to predict the original only.
@@ -135,8 +137,8 @@ def predict_case(
         progress: Show a progress bar over the TTA variants.
         mode: Window blending, ``"gaussian"`` (default) or ``"constant"`` (MONAI's options).
         amp: ``"bf16"`` for bfloat16 autocast on CUDA, else ``None`` (float32).
-        on_variant: Called as ``on_variant(done, total)`` after each TTA variant (plain progress lines
-            for pipeline jobs, instead of the bar).
+        on_variant: Called as ``on_variant(done, total)`` after each pass of TTA variants (plain progress
+            lines for pipeline jobs, instead of the bar).
 
     Returns:
         ``(*spatial)`` float32 probabilities in [0, 1], the mean of the sigmoid over the variants.
@@ -175,19 +177,22 @@ def predict_case(
     use_amp = amp == "bf16" and dev.type == "cuda"
     variants = tta_variants(spatial_dims, tta)
     total = torch.zeros(img.shape[1:], dtype=torch.float32, device=dev)
+    chunk = int(sw_batch_size)  # TTA variants stacked into one sliding-window pass (same noise, same order)
     with torch.inference_mode():
-        bar = tqdm(variants, desc="TTA", unit="variant", disable=not progress, leave=False)
-        for done, (axes, noise_index) in enumerate(bar, start=1):
-            inp = x
-            if noise_index is not None:
-                inp = x + float(cfg["noise_std"]) * torch.randn(x.shape, generator=noise_gen)
-            dims = tuple(a + 2 for a in axes)
-            if dims:
-                inp = torch.flip(inp, dims)
+        bar = tqdm(total=len(variants), desc="TTA", unit="variant", disable=not progress, leave=False)
+        for start in range(0, len(variants), chunk):
+            group = variants[start:start + chunk]
+            inputs = []
+            for axes, noise_index in group:
+                inp = x
+                if noise_index is not None:
+                    inp = x + float(cfg["noise_std"]) * torch.randn(x.shape, generator=noise_gen)
+                dims = tuple(a + 2 for a in axes)
+                inputs.append(torch.flip(inp, dims) if dims else inp)
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
             with ctx:
                 logits = sliding_window_inference(
-                    inp.to(dev, non_blocking=True),
+                    torch.cat(inputs).to(dev, non_blocking=True),
                     roi_size=roi,
                     sw_batch_size=int(sw_batch_size),
                     predictor=model,
@@ -198,11 +203,13 @@ def predict_case(
             if logits.shape[1] != 1:
                 raise ValueError(f"model must output one (sigmoid) channel, got logits {tuple(logits.shape)}.")
             prob = torch.sigmoid(logits.float())
-            if dims:
-                prob = torch.flip(prob, dims)
-            total += prob[0, 0]
+            for k, (axes, _) in enumerate(group):
+                dims = tuple(a + 2 for a in axes)
+                total += (torch.flip(prob[k:k + 1], dims) if dims else prob[k:k + 1])[0, 0]
+            bar.update(len(group))
             if on_variant is not None:
-                on_variant(done, len(variants))
+                on_variant(start + len(group), len(variants))
+        bar.close()
     return (total / len(variants)).cpu().numpy().astype(np.float32, copy=False)
 
 
@@ -297,7 +304,7 @@ def predict_files(
         out_probs: One probability-map output per image.
         out_preds: One binary-prediction output per image.
         roi_size, sw_batch_size, overlap, tta, device, progress, mode, amp: See :func:`predict_file`.
-        on_variant: Called after each TTA variant of a case as ``on_variant(done, total)``.
+        on_variant: Called after each pass of TTA variants of a case as ``on_variant(done, total)``.
         on_case: Called after each case as ``on_case(i, n, image_path, seconds)`` (``i`` counts from 1),
             e.g. to report progress.
 
