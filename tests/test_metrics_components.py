@@ -21,7 +21,7 @@ def _mask(shape, *slices) -> np.ndarray:
 def _brute_nearest(labels: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
     """Per voxel: the smallest id among the nearest labelled voxels, and whether other ids tie with it."""
     seeds = np.argwhere(labels > 0)
-    seed_ids = labels[labels > 0]
+    seed_ids = labels[labels > 0].astype(np.int64)  # NumPy >= 2.5 will not mix uint16 and the int64 sentinel
     points = np.argwhere(np.ones(labels.shape, bool))
     d2 = (((points[:, None, :] - seeds[None]) * np.asarray(spacing)) ** 2).sum(-1)
     nearest = d2 <= d2.min(axis=1, keepdims=True) * (1 + 1e-12)

@@ -183,6 +183,7 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
             log = pd.read_csv(run / "log.csv")
             assert log["epoch"].tolist() == [1]
             assert (run / "model_last.pt").stat().st_size > 0
+            assert (run / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # rule training_curve, from log.csv
             assert (run / "work" / "checkpoint_last.pt").is_file()
             for case in split["test"]:
                 prob = nib.load(res / ds / "predict" / setting / "seed0" / "last" / f"{case}_prob.nii.gz")
@@ -241,7 +242,7 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     counts = job_counts(proc.stdout + proc.stderr)
     n_test3 = len(json.loads((res / "syn3d" / "split.json").read_text())["test"])
     assert counts == {"train": 2, "predict": 2, "metrics": 2, "tables": 1, "detection_figure": 1,
-                      "paired_figure": 1, "training_curves": 1, **STUDY_JOBS, "all": 1}, counts
+                      "paired_figure": 1, "training_curves": 1, "training_curve": 2, **STUDY_JOBS, "all": 1}, counts
     config["datasets"]["syn3d"]["training"]["epochs"] = 1
 
     # A metric setting reruns only the evaluation.
