@@ -9,4 +9,5 @@ with log_to_file(snakemake.log[0]):
         snakemake.output[0],
         settings=snakemake.params.settings,
         size_unit=snakemake.params.size_unit,
+        checks_json=snakemake.input.checks,
     )

@@ -335,9 +335,15 @@ def test_recall_figure_job(tmp_path, figures) -> None:
     from blobloss.jobs import recall_figure_job
 
     _detection_table().to_csv(tmp_path / "detection_by_size.csv", index=False)
+    checks = tmp_path / "checks.json"
+    checks.write_text('{"cases": {"c1": {"shape": [8, 8, 4], "spacing": [1.0, 1.0, 2.0]}}}')
     recall_figure_job(tmp_path / "detection_by_size.csv", "syn", tmp_path / "r.png", settings=["blob_dice", "dice"],
-                      size_unit="mm")
+                      size_unit="mm", checks_json=checks)
     fig = figures[-1]
+    assert [ax.get_xlabel() for ax in fig.axes][:2] == ["ground-truth blob size (voxels x voxel volume, mm\u00b3)",
+                                                        "predicted blob size (voxels x voxel volume, mm\u00b3)"]
     assert _titles(fig)[0].startswith("syn: detection by blob size")
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["blob dice", "dice"]
-    assert fig.axes[0].get_xlabel() == "ground-truth blob size (voxels x voxel volume, mm)"
+    # without the dataset check's report the unit is shown as given
+    recall_figure_job(tmp_path / "detection_by_size.csv", "syn", tmp_path / "r2.png", size_unit="mm")
+    assert figures[-1].axes[0].get_xlabel() == "ground-truth blob size (voxels x voxel volume, mm)"

@@ -637,8 +637,21 @@ def recall_figure_job(
     out_png: PathStr,
     settings: Sequence[str] | None = None,
     size_unit: str | None = None,
+    checks_json: PathStr | None = None,
 ) -> None:
-    """The recall-by-size figure of one dataset (:func:`blobloss.plots.plot_recall_by_size`)."""
+    """The recall-by-size figure of one dataset (:func:`blobloss.plots.plot_recall_by_size`).
+
+    Args:
+        detection_csv: The detection-by-size table (:func:`detection_by_size_job`).
+        dataset: The dataset shown.
+        out_png: The figure.
+        settings: The settings shown, in legend order (None: every setting of the dataset).
+        size_unit: The spacing unit (``mm``, ``um``); the size axis shows it squared (2D) or cubed (3D).
+        checks_json: The dataset check's report (:func:`check_dataset_job`), which gives the number of
+            spatial axes; without it the unit is shown as given.
+    """
+    import json
+
     from blobloss.plots import plot_recall_by_size
     from blobloss.tables import loss_label
 
@@ -646,6 +659,10 @@ def recall_figure_job(
     rows = table[table["dataset"].astype(str) == str(dataset)]
     labels = _setting_labels(rows, loss_label)
     unit = f", {size_unit}" if size_unit else ""
+    if size_unit and checks_json is not None:
+        cases = json.loads(Path(checks_json).read_text()).get("cases") or {}
+        ndim = len(next(iter(cases.values()))["spacing"]) if cases else None
+        unit += {2: "\u00b2", 3: "\u00b3"}.get(ndim, "")
     plot_recall_by_size(table, out_png, dataset=dataset, settings=settings, labels=labels,
                         size_label=f"blob size (voxels x voxel volume{unit})")
 

@@ -114,6 +114,7 @@ rule recall_by_size_figure:
     """Recall by ground-truth blob size beside false positives by predicted blob size, one line per setting."""
     input:
         table=PATHS["detection_by_size"],
+        checks=PATHS["checks"],  # the number of spatial axes, for the size unit (mm² or mm³)
         code=job_code("recall_figure.py"),
     output:
         report(PATHS["recall_figure"], caption="../report/recall_by_size.rst",
