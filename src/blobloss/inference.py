@@ -177,24 +177,24 @@ def predict_case(
     use_amp = amp == "bf16" and dev.type == "cuda"
     variants = tta_variants(spatial_dims, tta)
     total = torch.zeros(img.shape[1:], dtype=torch.float32, device=dev)
-    chunk = int(sw_batch_size)  # TTA variants stacked into one sliding-window pass (same noise, same order)
+    chunk = int(sw_batch_size)  # windows per forward, and TTA variants stacked into one sliding-window pass
     with torch.inference_mode():
         bar = tqdm(total=len(variants), desc="TTA", unit="variant", disable=not progress, leave=False)
         for start in range(0, len(variants), chunk):
             group = variants[start:start + chunk]
+            flips = [tuple(a + 2 for a in axes) for axes, _ in group]  # flipped tensor dims of each variant
             inputs = []
-            for axes, noise_index in group:
+            for dims, (_, noise_index) in zip(flips, group):
                 inp = x
                 if noise_index is not None:
                     inp = x + float(cfg["noise_std"]) * torch.randn(x.shape, generator=noise_gen)
-                dims = tuple(a + 2 for a in axes)
                 inputs.append(torch.flip(inp, dims) if dims else inp)
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
             with ctx:
                 logits = sliding_window_inference(
                     torch.cat(inputs).to(dev, non_blocking=True),
                     roi_size=roi,
-                    sw_batch_size=int(sw_batch_size),
+                    sw_batch_size=chunk,
                     predictor=model,
                     overlap=float(overlap),
                     mode=mode,
@@ -203,8 +203,7 @@ def predict_case(
             if logits.shape[1] != 1:
                 raise ValueError(f"model must output one (sigmoid) channel, got logits {tuple(logits.shape)}.")
             prob = torch.sigmoid(logits.float())
-            for k, (axes, _) in enumerate(group):
-                dims = tuple(a + 2 for a in axes)
+            for k, dims in enumerate(flips):
                 total += (torch.flip(prob[k:k + 1], dims) if dims else prob[k:k + 1])[0, 0]
             bar.update(len(group))
             if on_variant is not None:

@@ -568,7 +568,7 @@ def import_closure(
     Example:
         >>> files = import_closure("scripts/tables.py", "src")  # doctest: +SKIP
         >>> [f.name for f in files][:2]  # doctest: +SKIP
-        ['__init__.py', 'evaluation.py']
+        ['__init__.py', '_optional.py']
     """
     script = Path(script).resolve()
     src_root = Path(src_root).resolve()

@@ -17,17 +17,6 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "TRAINERS",
-    "ext_trainer_path",
-    "nnUNetTrainerBlobDice",
-    "nnUNetTrainerBlobDiceCE",
-    "nnUNetTrainerBlobDiceCE_1epoch",
-    "nnUNetTrainerBlobDice_1epoch",
-    "nnUNetTrainerBlobTversky",
-    "nnUNetTrainerBlobTversky_1epoch",
-]
-
 #: The trainer names nnU-Net finds in :func:`ext_trainer_path` (``-tr NAME``).
 TRAINERS = (
     "nnUNetTrainerBlobDice",
@@ -37,6 +26,8 @@ TRAINERS = (
     "nnUNetTrainerBlobDiceCE_1epoch",
     "nnUNetTrainerBlobTversky_1epoch",
 )
+
+__all__ = ["TRAINERS", "ext_trainer_path", *TRAINERS]
 
 
 def ext_trainer_path() -> Path:

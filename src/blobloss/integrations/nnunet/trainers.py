@@ -167,6 +167,9 @@ class nnUNetTrainerBlobTversky(nnUNetTrainerBlobDice):
     blob_criterion = "tversky"
 
 
+
+# The short variants spell out nnU-Net's __init__ signature (no *args/**kwargs mixin): nnUNetTrainer records
+# its constructor arguments from inspect.signature(self.__init__) to rebuild the trainer from a checkpoint.
 class nnUNetTrainerBlobDice_1epoch(nnUNetTrainerBlobDice):
     """:class:`nnUNetTrainerBlobDice` for smoke tests: 1 epoch of 5 training and 2 validation iterations."""
 
