@@ -198,12 +198,16 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
             assert sorted(metrics["case"]) == sorted(split["test"])
             assert set(metrics["setting"]) == {setting} and set(metrics["loss"]) == {setting}
             assert {"dsc", "surface_dice", "f1", "tp", "fp", "fn"} <= set(metrics.columns)
+            assert "loss_options" in metrics.columns  # every option at its default: empty
             assert metrics["dsc"].between(0, 1).all()
 
     # Tables, figures and the self-contained report.
     table1 = pd.read_csv(res / "tables" / "table1.csv")
     assert sorted(table1["dataset"].unique()) == ["syn2d", "syn3d"]
     assert {"DSC", "SDSC", "F1", "IS", "IP"} <= set(table1.columns)
+    # beside the paper's columns: IS per ground-truth blob and the one-to-one IoU rule
+    assert {"IS_gt", "F1_iou", "IS_iou", "IP_iou"} <= set(table1.columns)
+    assert table1["IS_gt"].between(0, 1).all()
     assert (res / "tables" / "table1.md").read_text().startswith("|")
     assert "\\begin{tabular}" in (res / "tables" / "table1.tex").read_text()
     pooled = pd.read_csv(res / "tables" / "pooled.csv")
@@ -244,6 +248,16 @@ def test_data_stages_run_end_to_end_and_rerun_only_what_a_change_touches(tmp_pat
     assert counts == {"train": 2, "predict": 2, "metrics": 2, "tables": 1, "detection_figure": 1,
                       "paired_figure": 1, "training_curves": 1, "training_curve": 2, **STUDY_JOBS, "all": 1}, counts
     config["datasets"]["syn3d"]["training"]["epochs"] = 1
+
+    # A loss option of one loss entry (the published code's logit masking) reruns that setting only.
+    losses = config["datasets"]["syn3d"]["training"]["losses"] = list(TINY_TRAINING["losses"])  # syn3d's own
+    losses[1] = dict(losses[1], mask_space="logits")
+    proc = snakemake(tmp_path, config, "-n")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts == {"train": 1, "predict": 1, "metrics": 1, "tables": 1, "detection_figure": 1,
+                      "paired_figure": 1, "training_curves": 1, "training_curve": 1, **STUDY_JOBS, "all": 1}, counts
+    assert "train syn3d/blob_dice/seed0" in proc.stdout and "train syn3d/dice/seed0" not in proc.stdout
+    losses[1] = {"name": "blob_dice", "loss": "blob_dice"}
 
     # A metric setting reruns only the evaluation.
     config["datasets"]["syn3d"]["evaluation"] = {"surface_tolerance": 2.0}

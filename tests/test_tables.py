@@ -108,6 +108,26 @@ def test_summary_averages_extra_metrics_where_present(per_case: pd.DataFrame) ->
     assert row["cc_dice_sd"] == pytest.approx(np.std([0.2, 0.6], ddof=1))
 
 
+def test_every_extra_metric_of_the_metrics_job_reaches_the_summary_and_table1(per_case: pd.DataFrame) -> None:
+    # The names the metrics job writes (blobloss.metrics.case), not a hand-kept copy of them.
+    from blobloss.metrics.case import AGGREGATE_EXTRA_MEAN_COLUMNS
+
+    values = {c: 0.1 * (i + 1) for i, c in enumerate(AGGREGATE_EXTRA_MEAN_COLUMNS)}
+    summary = summarize_runs(per_case.assign(**values))
+    for column, value in values.items():
+        assert summary.loc[0, column] == pytest.approx(value), column
+        assert f"{column}_sd" in summary.columns
+    t = table1(summary, ["blob_dice", "dice"], paper_datasets={"toy": "MS"})
+    columns = list(t.columns)
+    assert columns[columns.index("IP_sd") + 1:columns.index("paper DSC")] == [
+        "cc_dice", "cc_dice_sd", "cc_surface_dice", "cc_surface_dice_sd", "IS_gt", "IS_gt_sd",
+        "F1_iou", "F1_iou_sd", "IS_iou", "IS_iou_sd", "IP_iou", "IP_iou_sd"]
+    assert t.loc[0, "IS_gt"] == pytest.approx(values["instance_sensitivity_gt"])
+    assert t.loc[0, "F1_iou"] == pytest.approx(values["f1_iou"])
+    # The paper's columns stay the paper's: IS is still the any-overlap mean.
+    assert t.loc[0, "IS"] == pytest.approx(summary.loc[0, "instance_sensitivity"])
+
+
 def test_summary_errors(per_case: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="lacks the column"):
         summarize_runs(per_case.drop(columns="seed"))

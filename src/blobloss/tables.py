@@ -102,10 +102,23 @@ BASE_CASE_COLUMNS: tuple[str, ...] = (
     "dsc", "sensitivity", "precision", "surface_dice", "tp", "fp", "fn", "instance_sensitivity",
     "instance_precision", "f1", "gt_empty", "pred_empty",
 )
-#: Metric columns averaged by :func:`summarize_runs` when the per-case table has them (beyond the paper's).
-EXTRA_METRICS: tuple[str, ...] = ("cc_dice", "cc_surface_dice", "IS_gt", "F1_iou", "IS_iou", "IP_iou")
+#: Metric columns averaged by :func:`summarize_runs` when the per-case table has them (beyond the paper's):
+#: the per-component metrics, IS counted per ground-truth blob and the one-to-one IoU >= 0.5 rule.
+EXTRA_METRICS: tuple[str, ...] = (
+    "cc_dice", "cc_surface_dice", "instance_sensitivity_gt", "f1_iou", "instance_sensitivity_iou",
+    "instance_precision_iou",
+)
+#: Summary columns of the extra metrics -> their labels in the tables (the paper's columns stay the paper's).
+EXTRA_LABELS: dict[str, str] = {
+    "cc_dice": "cc_dice",
+    "cc_surface_dice": "cc_surface_dice",
+    "instance_sensitivity_gt": "IS_gt",
+    "f1_iou": "F1_iou",
+    "instance_sensitivity_iou": "IS_iou",
+    "instance_precision_iou": "IP_iou",
+}
 #: Extra columns of Table 1 (after the paper's metrics) where the summary has them.
-TABLE1_EXTRA: tuple[str, ...] = ("cc_dice", "cc_surface_dice")
+TABLE1_EXTRA: tuple[str, ...] = ("cc_dice", "cc_surface_dice", "IS_gt", "F1_iou", "IS_iou", "IP_iou")
 TABLE1_METRICS: tuple[str, ...] = ("DSC", "SDSC", "F1", "IS", "IP")
 TABLE2_METRICS: tuple[str, ...] = ("DSC", "S", "P", "SDSC", "F1", "IS", "IP")
 #: Human-readable loss names (unknown losses: underscores become spaces).
@@ -466,7 +479,7 @@ def paper_values(rows: pd.DataFrame, paper_datasets: Mapping[str, str], metrics:
 # --------------------------------------------------------------------------------------------------
 def _metric_frame(rows: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """``<label>`` (seed mean) and ``<label>_sd`` (seed spread) per metric label, then n_seeds/n_cases first."""
-    inverse = {label: column for column, label in METRIC_LABELS.items()}
+    inverse = {label: column for column, label in (*METRIC_LABELS.items(), *EXTRA_LABELS.items())}
     out: dict[str, pd.Series] = {}
     for m in metrics:
         column = inverse.get(m, m)
@@ -514,8 +527,9 @@ def table1(
     Returns:
         DataFrame with columns ``dataset, loss, lr, n_seeds, n_cases``, then ``DSC, DSC_sd, SDSC, SDSC_sd,
         F1, F1_sd, IS, IS_sd, IP, IP_sd`` (mean over seeds of the test-set means, and the seed-to-seed
-        standard deviation), ``cc_dice, cc_dice_sd, cc_surface_dice, cc_surface_dice_sd`` where the
-        summary has the per-component metrics, and ``paper DSC`` ... ``paper IP``; datasets in order of
+        standard deviation), then the extra metrics the summary has, each with its ``_sd``:
+        ``cc_dice, cc_surface_dice`` (per-component metrics), ``IS_gt`` (IS counted per ground-truth
+        blob) and ``F1_iou, IS_iou, IP_iou`` (one-to-one IoU >= 0.5), and ``paper DSC`` ... ``paper IP``; datasets in order of
         first appearance, settings in the given order.
 
     Raises:
@@ -534,7 +548,8 @@ def table1(
         "loss": _labels(rows, with_alpha_beta=True),
         "lr": rows["lr"].astype(float),
     })
-    extra = [m for m in TABLE1_EXTRA if m in rows.columns]
+    inverse = {label: column for column, label in EXTRA_LABELS.items()}
+    extra = [m for m in TABLE1_EXTRA if inverse[m] in rows.columns]
     table = pd.concat([table, _counts_frame(rows), _metric_frame(rows, (*TABLE1_METRICS, *extra))], axis=1)
     return _with_paper(table, rows, TABLE1_METRICS, paper, paper_datasets)
 

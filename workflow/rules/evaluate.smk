@@ -24,7 +24,7 @@ def _check_gt_instances():
         if ds["evaluation"]["gt_instances"] == "given" and not ds["instance_labels"]:
             raise WorkflowError(
                 f"dataset {name!r}: evaluation.gt_instances is 'given' but the dataset does not keep instance "
-                "ids; set instance_labels: true on the dataset (beside source:, not inside it) or use "
+                "ids; set instance_labels: true on the dataset (datasets.<name>.instance_labels, or inside source:) or use "
                 "gt_instances: components"
             )
 

@@ -3,8 +3,8 @@
 A checkpoint is a ``dict`` saved with ``torch.save``:
 
 * ``model``: the network's ``state_dict``; ``optimizer``: the optimizer's ``state_dict``;
-  ``scheduler``: a scheduler's ``state_dict`` or ``None`` (the project's optimizers need none: the learning
-  rate is constant, and Ranger21's optional schedule lives inside the optimizer's state);
+  ``scheduler``: a scheduler's ``state_dict`` or ``None`` (the project's optimizers need none: Ranger21's
+  schedule, the default, lives inside the optimizer's state, and ``schedule: constant`` keeps the lr);
 * ``rng``: the states of torch (CPU and every CUDA device), NumPy's global generator and Python's
   ``random`` (see :func:`capture_rng_state`);
 * ``epoch``: the number of *completed* epochs; ``cfg``: the training config; ``history``: one dict per
