@@ -16,6 +16,7 @@ if os.path.isdir(os.path.join(workflow.basedir, "src")):
 from blobloss.configuration import check_config
 from blobloss.errors import ConfigError
 from blobloss.logs import failure_summary
+from blobloss.status import write_plan
 
 
 # The built-in synthetic demo is the default config. A config given with --configfile replaces it
@@ -48,7 +49,14 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         all_targets(),
+    message:
+        "the study: tables, figures and statistics of every dataset"
     default_target: True
+
+
+onstart:
+    # the plan of the study (every run and its epochs), so python -m blobloss.status lists runs not started yet
+    write_plan(RESULTS, study_plan())
 
 
 onerror:

@@ -6,6 +6,7 @@ also checks that nothing was written.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -348,7 +349,8 @@ def test_check_dataset_checks_channels_across_cases_patch_and_empty_labels(tmp_p
     assert checks.check_dataset(ds, cases, patch_size=[32, 32, 16], pad_to_patch=True)["padded"]["c0"] == [0, 1, 2]
     for i in range(3):
         save_nifti(tmp_path / "labels" / f"c{i}.nii.gz", np.zeros(SHAPE, np.uint8))
-    with pytest.raises(DataIntegrityError, match="every label of the dataset is empty"):
+    with pytest.raises(DataIntegrityError, match=r"(?s)1 problem\(s\) of the dataset as a whole \(3 case\(s\) checked\)"
+                       ".*every label of the dataset is empty"):
         checks.check_dataset(ds, cases)
 
 
@@ -392,3 +394,26 @@ def test_manifest_rejects_a_dataset_that_cannot_train_or_evaluate(split, empty, 
                       "binarized": False})
     with pytest.raises(DataIntegrityError, match=match):
         check_manifest(m, "d")
+
+
+def test_the_patch_against_every_case_of_a_check_report(tmp_path):
+    from blobloss.jobs import check_patch_job
+
+    shapes = {"a": [40, 40, 20], "b": [40, 24, 20], "c": [16, 24, 20]}
+    with pytest.raises(DataIntegrityError) as err:
+        checks.check_patch_against_cases(shapes, [32, 32, 16], dataset="d")
+    msg = str(err.value)
+    assert msg.startswith("dataset 'd': 2 case(s) are smaller than the training patch:")
+    assert "case 'b' has shape (40, 24, 20)" in msg and "case 'c' has shape (16, 24, 20)" in msg
+    assert "case 'a'" not in msg and "training.pad_to_patch: true" in msg
+    assert checks.check_patch_against_cases(shapes, [32, 32, 16], pad=True) == {"b": [1], "c": [0, 1]}
+    # the job: from the dataset check's report, all cases at once; the padded cases written
+    report = tmp_path / "checks.json"
+    report.write_text(json.dumps({"dataset": "d", "cases": {k: {"shape": v} for k, v in shapes.items()}}))
+    with pytest.raises(DataIntegrityError, match="2 case"):
+        check_patch_job(report, [32, 32, 16], False, tmp_path / "patch.json")
+    assert not (tmp_path / "patch.json").exists()
+    assert check_patch_job(report, [16, 16, 32], True, tmp_path / "patch.json") == {k: [2] for k in shapes}
+    assert check_patch_job(report, [16, 32, 16], True, tmp_path / "patch.json") == {"b": [1], "c": [1]}
+    assert json.loads((tmp_path / "patch.json").read_text()) == {"patch_size": [16, 32, 16], "pad_to_patch": True,
+                                                                  "padded": {"b": [1], "c": [1]}}

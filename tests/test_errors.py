@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -76,6 +77,14 @@ def test_known_error_ends_the_job_with_its_message_only(tmp_path: Path) -> None:
     lines = log.splitlines()
     assert len(lines) == 2 and lines[1].endswith("ERROR blobloss: " + msg)
     assert "Traceback" not in log and log.count(msg) == 1
+
+
+def test_ctrl_c_ends_the_job_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    proc, log = _run_job(tmp_path, "raise KeyboardInterrupt")
+    assert proc.returncode == 130
+    assert "Traceback" not in proc.stderr and "Traceback" not in log
+    assert log.splitlines()[-1].endswith("ERROR blobloss: interrupted (Ctrl-C); run the same command again to "
+                                         "continue where it stopped")
 
 
 def test_unexpected_error_keeps_its_traceback(tmp_path: Path) -> None:
@@ -239,6 +248,38 @@ def test_instance_labels_under_source_runs(tmp_path: Path) -> None:
     assert "convert g/c0 (instance ids kept)" in proc.stdout  # the rule that keeps the ids
 
 
+def test_the_default_console_is_one_line_per_job_and_the_counts_agree(tmp_path: Path) -> None:
+    config = {"datasets": {"syn": {"source": {"format": "synthetic", "n_cases": 3, "shape": [32, 32]},
+                                   "split": {"test_fraction": 0.34}, "training": {"patch_size": [32, 32]}}}}
+    proc = snakemake(tmp_path, config, "-n")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Using workflow specific profile" in out  # profiles/default
+    total = int(re.search(r"^total\s+(\d+)$", out, re.M).group(1))
+    jobs = re.findall(r"^\s*Job (\d+): \S", out, re.M)
+    assert len(jobs) == len(set(jobs)) == total, out  # every job one line (a message), each once
+    assert not re.search(r"^\s+(reason|input|output|jobid):", out, re.M), out  # no per-job blocks or reasons
+    # the documented flag brings the reasons back
+    verbose = snakemake(tmp_path, config, "-n", "--quiet", "host")
+    assert re.search(r"^\s*Reason: ", verbose.stdout + verbose.stderr, re.M)
+
+
+def test_given_gt_instances_need_instance_labels(tmp_path: Path) -> None:
+    _generic(tmp_path / "raw", n=3)
+    dataset = {"source": {"format": "generic", "path": "raw"}, "split": {"test_fraction": 0.34},
+               "training": dict(TINY), "evaluation": {"gt_instances": "given", "matching": "one_to_one_iou"}}
+    proc = snakemake(tmp_path, {"datasets": {"g": dataset}}, "-n")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "dataset 'g': evaluation.gt_instances is 'given' but the dataset does not keep instance ids" in out
+    assert "instance_labels: true" in out and len(_lines(proc)) < 10, out
+    # with the ids kept, both options are accepted and the conversion keeps the ids
+    dataset["instance_labels"] = True
+    proc = snakemake(tmp_path, {"datasets": {"g": dataset}}, "-n")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "convert g/c0 (instance ids kept)" in proc.stdout
+
+
 @pytest.mark.slow
 def test_three_bad_cases_are_reported_in_one_message_before_any_conversion(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
@@ -265,14 +306,43 @@ def test_three_bad_cases_are_reported_in_one_message_before_any_conversion(tmp_p
     assert "Traceback" not in log and log.count("case 'c") == 3
 
 
+def _cases_smaller_than_the_patch(tmp_path: Path) -> dict:
+    """Three cases of shape (40, 24, 20) under raw/, and a config whose patch [32, 32, 16] they cannot hold."""
+    _generic(tmp_path / "raw", n=3, shape=(40, 24, 20))
+    return {"datasets": {"g": {"source": {"format": "generic", "path": "raw"}, "split": {"test_fraction": 0.34},
+                               "training": dict(TINY)}}}
+
+
+@pytest.mark.slow
+def test_a_first_run_with_a_patch_larger_than_the_cases_stops_before_training(tmp_path: Path) -> None:
+    config = _cases_smaller_than_the_patch(tmp_path)
+    proc = snakemake(tmp_path, config)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "dataset 'g': 3 case(s) are smaller than the training patch" in out
+    assert "case 'c0' has shape (40, 24, 20), smaller than training.patch_size [32, 32, 16] along axis 1" in out
+    assert "Traceback" not in out and not (tmp_path / "results" / "g" / "train").exists()
+    # the patch check starts as soon as the dataset check is done (priority): with 2 cores, beside at most
+    # one conversion (kept for the next run), and the run stops there
+    jobs = re.findall(r"^Job \d+: (check every case|check the training patch|convert)", out, re.M)
+    assert jobs[0] == "check every case" and "check the training patch" in jobs[1:3], jobs
+    assert jobs.count("convert") <= 1, jobs
+    # asking for padding re-checks the patch only (the conversions are not redone)
+    config["datasets"]["g"]["training"]["pad_to_patch"] = True
+    proc = snakemake(tmp_path, config, "results/g/patch_check.json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "check every case of g" not in proc.stdout
+    report = json.loads((tmp_path / "results" / "g" / "patch_check.json").read_text())
+    assert report["padded"] == {f"c{i}": [1] for i in range(3)}
+    assert "are zero-padded" in (tmp_path / "results" / "logs" / "check" / "g_patch.log").read_text()
+
+
 @pytest.mark.slow
 def test_patch_larger_than_the_cases_is_an_error_unless_padding_is_asked_for(tmp_path: Path) -> None:
-    _generic(tmp_path / "raw", n=3, shape=(40, 24, 20))
-    report = tmp_path / "results" / "g" / "checks.json"
+    config = _cases_smaller_than_the_patch(tmp_path)
+    report = tmp_path / "results" / "g" / "checks.json"  # a check report of an earlier run
     report.parent.mkdir(parents=True)
     report.write_text(json.dumps({"cases": {f"c{i}": {"shape": [40, 24, 20]} for i in range(3)}}))
-    config = {"datasets": {"g": {"source": {"format": "generic", "path": "raw"}, "split": {"test_fraction": 0.34},
-                                 "training": dict(TINY)}}}
     proc = snakemake(tmp_path, config, "-n")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -59,3 +59,37 @@ def test_default_profile_does_not_override_the_slurm_profile() -> None:
     # where both set a value they agree (cores only sizes thread expressions; `jobs` limits a cluster run)
     clashes = {k: (default[k], slurm[k]) for k in default.keys() & slurm.keys() if k != "cores" and default[k] != slurm[k]}
     assert not clashes, clashes
+
+
+RULE_RE = re.compile(r"^rule (\w+):\n(.*?)(?=^rule |^def |^[A-Za-z_]\w* = |^localrules|\Z)", re.S | re.M)
+
+
+def _rule_captions() -> dict[str, tuple[set[str], set[str]]]:
+    """Rule -> (captions its outputs use, directly or through a helper function; its params' names)."""
+    found = {}
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        text = smk.read_text()
+        helpers = dict(re.findall(r"^def (\w+)\(.*?\n(.*?)(?=^\S|\Z)", text, re.S | re.M))
+        for name, body in RULE_RE.findall(text):
+            called = "".join(helpers[h] for h in helpers if re.search(rf"\b{h}\(", body))
+            captions = set(re.findall(r'caption="\.\./report/([\w.]+)"', body + called))
+            params = re.search(r"^    params:\n((?:^        .*\n|^\s*\n)*)", body, re.M)
+            names = set(re.findall(r"^        (\w+)=", params.group(1), re.M)) if params else set()
+            if captions:
+                found[name] = (captions, names)
+    return found
+
+
+def test_every_caption_uses_only_params_its_rule_declares() -> None:
+    # Snakemake renders a caption with jinja2, where an undeclared snakemake.params.X is silently false:
+    # a caption testing a misspelt param would always take its "else" text.
+    rules = _rule_captions()
+    assert {"tables", "training_curve", "training_curves", "paired_figure", "recall_by_size_figure"} <= set(rules)
+    used_captions = set()
+    for rule, (captions, params) in rules.items():
+        for caption in captions:
+            used_captions.add(caption)
+            text = (REPO / "workflow" / "report" / caption).read_text()
+            wanted = set(re.findall(r"snakemake\.params\.(\w+)", text))
+            assert wanted <= params, f"{caption} (rule {rule}) uses params {sorted(wanted - params)} the rule lacks"
+    assert used_captions == {p.name for p in (REPO / "workflow" / "report").glob("*.rst")}

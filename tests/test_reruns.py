@@ -324,7 +324,7 @@ def copy_workflow(dest: Path) -> Path:
         shutil.copytree(REPO / name, dest / name, ignore=ignore)
     shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
     # a rule's message: replaces its input/output block in Snakemake's output; the copy prints the blocks
-    for smk in (dest / "workflow" / "rules").glob("*.smk"):
+    for smk in [*(dest / "workflow" / "rules").glob("*.smk"), dest / "Snakefile"]:
         smk.write_text(re.sub(r"^    message:\n        .*\n", "", smk.read_text(), flags=re.M))
     return dest
 

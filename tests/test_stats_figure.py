@@ -53,6 +53,7 @@ def test_quartiles_are_those_of_all_values_and_the_axis_is_cut() -> None:
     low, high = ax.get_ylim()
     assert high == pytest.approx(p95 + 0.03 * (p95 - low / 1.0), rel=0.05)
     assert "axis cut at the 95th percentile; boxes from all values" in ax.get_title()
+    assert fig._suptitle.get_text() == "Blob statistics of a"  # the title names the dataset(s)
 
 
 def test_box_statistics_table() -> None:

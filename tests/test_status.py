@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from blobloss.logs import PROGRESS_LOGGER, ProgressTimer, log_to_file, progress
-from blobloss.status import collect_status, format_table, main, run_status
+from blobloss.status import collect_status, format_table, main, run_status, write_plan
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
@@ -84,6 +84,43 @@ def test_status_table_rows(study: Path) -> None:
     assert rows[("dice", "0")][3:9] == ["12/30", "0.4123", "0.3911", "running", "60", "s"]
     assert rows[("tversky", "0")][3:7] == ["2/?", "0.7000", "-", "running"]
     assert table[-1] == "4 run(s): 1 done, 1 failed, 2 running"
+
+
+def test_runs_of_the_plan_not_started_yet_are_listed_as_waiting(study: Path) -> None:
+    plan = [{"dataset": "syn", "setting": s, "seed": k, "epochs": 30}
+            for s in ("blob_dice", "dice") for k in (0, 1, 2)]
+    write_plan(study, plan)
+    statuses = collect_status(study, now=NOW)
+    # the plan's runs in its order, then the run found on disk that the plan lacks (an earlier config's)
+    assert [(s["setting"], s["seed"]) for s in statuses] == [(p["setting"], p["seed"]) for p in plan] + [("tversky", 0)]
+    waiting = {(s["setting"], s["seed"]): s for s in statuses if s["state"] == "waiting"}
+    assert set(waiting) == {("blob_dice", 1), ("blob_dice", 2), ("dice", 2)}
+    assert all((s["epoch"], s["epochs"]) == (0, 30) for s in waiting.values())
+    table = format_table(statuses).splitlines()
+    assert table[-1] == "7 run(s): 1 done, 1 failed, 2 running, 3 waiting"
+    assert [line.split()[3] for line in table[1:-1] if " waiting " in line] == ["0/30"] * 3
+
+
+@pytest.mark.slow
+def test_the_workflow_writes_the_plan_when_it_starts(tmp_path: Path) -> None:
+    import yaml
+
+    config = {"results_dir": "res", "datasets": {"syn": {
+        "source": {"format": "synthetic", "n_cases": 3, "shape": [32, 32], "seed": 2},
+        "split": {"test_fraction": 0.34},
+        "training": {"epochs": 7, "seeds": [0, 1], "patch_size": [32, 32],
+                     "losses": [{"name": "dice", "loss": "dice"}, {"name": "blob_dice", "loss": "blob_dice"}]}}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--cores", "1", "res/syn/split.json", "--configfile", str(tmp_path / "c.yaml")]
+    dry = subprocess.run([*cmd, "-n"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert not (tmp_path / "res" / "runs.json").exists()  # a dry run writes nothing
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [(s["setting"], s["seed"], s["state"], s["epoch"], s["epochs"]) for s in collect_status(tmp_path / "res")]
+    assert rows == [("dice", 0, "waiting", 0, 7), ("dice", 1, "waiting", 0, 7),
+                    ("blob_dice", 0, "waiting", 0, 7), ("blob_dice", 1, "waiting", 0, 7)]
 
 
 def test_model_without_progress_file_is_done_and_error_log_is_failed(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from blobloss._optional import require_extra
 
 require_extra("pipeline", __name__)  # a clear ImportError naming the extra when it is not installed
 
+import json
 import logging
 import shutil
 from collections.abc import Mapping, Sequence
@@ -67,6 +68,37 @@ def check_dataset_job(
     write_json_atomic(out_report, report)
     progress("[%s] %d case(s) checked: no problem found", report["dataset"], report["n_cases"])
     return report
+
+
+def check_patch_job(
+    checks_json: PathStr,
+    patch_size: Sequence[int],
+    pad_to_patch: bool,
+    out_json: PathStr,
+) -> dict[str, list[int]]:
+    """The training patch against every case of a dataset, from the dataset check's report (no image read).
+
+    Runs right after the dataset check (a high priority in the workflow), so an oversized patch stops a
+    first run before training; later runs check it when the workflow is parsed.
+
+    Returns:
+        ``{case: axes along which it is zero-padded}`` (written with the patch to ``out_json``).
+
+    Raises:
+        DataIntegrityError: Naming every case smaller than the patch, unless ``pad_to_patch``.
+    """
+    from blobloss.data.checks import check_patch_against_cases
+    from blobloss.io import write_json_atomic
+
+    report = json.loads(Path(checks_json).read_text(encoding="utf-8"))
+    shapes = {case: facts["shape"] for case, facts in report["cases"].items()}
+    padded = check_patch_against_cases(shapes, patch_size, pad=pad_to_patch, dataset=report.get("dataset", ""))
+    if padded:
+        logger.warning("%d case(s) are smaller than training.patch_size %s and are zero-padded "
+                       "(training.pad_to_patch: true): %s", len(padded), list(patch_size), sorted(padded)[:10])
+    write_json_atomic(out_json, {"patch_size": [int(p) for p in patch_size], "pad_to_patch": bool(pad_to_patch),
+                                 "padded": padded})
+    return padded
 
 
 def convert_case_job(
@@ -650,8 +682,6 @@ def recall_figure_job(
         checks_json: The dataset check's report (:func:`check_dataset_job`), which gives the number of
             spatial axes; without it the unit is shown as given.
     """
-    import json
-
     from blobloss.plots import plot_recall_by_size
     from blobloss.tables import loss_label
 

@@ -116,8 +116,9 @@ def log_to_file(path: str | PathLike[str]) -> Iterator[logging.Logger]:
     """Send logging, warnings, stdout and stderr to ``path`` while the block runs; progress lines to both.
 
     A known error (:func:`blobloss.errors.is_known_error`) is written to the log as one line, its message,
-    and ends the process with exit status 1 (``SystemExit``), so the user reads the message alone. Any
-    other exception is written with its traceback and raised again.
+    and ends the process with exit status 1 (``SystemExit``), so the user reads the message alone; Ctrl-C
+    (``KeyboardInterrupt``) is one line too, exit status 130. Any other exception is written with its
+    traceback and raised again.
 
     Args:
         path: The job's log file (created with its folder; overwritten).
@@ -162,6 +163,9 @@ def log_to_file(path: str | PathLike[str]) -> Iterator[logging.Logger]:
             if is_known_error(exc):
                 logger.error("%s", exc)
                 raise SystemExit(1) from None
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C: one line, no traceback on the console
+                logger.error("interrupted (Ctrl-C); run the same command again to continue where it stopped")
+                raise SystemExit(130) from None
             logger.exception("job failed")
             raise
         finally:

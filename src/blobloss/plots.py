@@ -252,8 +252,9 @@ def blob_statistics_figure(
 
     fig = Figure(figsize=(15, 9))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 3, gridspec_kw={"left": 0.05, "right": 0.99, "top": 0.96, "bottom": 0.12,
+    axes = fig.subplots(2, 3, gridspec_kw={"left": 0.05, "right": 0.99, "top": 0.92, "bottom": 0.12,
                                            "wspace": 0.22, "hspace": 0.3})
+    fig.suptitle(f"Blob statistics of {', '.join(datasets)}", fontsize=11)
     _box_panel(axes[0, 0], counts, "n_blobs", datasets, colours, f"blobs per case ({cut})", "blobs per case",
                percentile)
     _box_panel(axes[0, 1], features, volume_column, datasets, colours, f"volume per blob ({cut})", volume_label,

@@ -10,6 +10,10 @@ For a second terminal or a cluster login node while the study runs. One row per 
 * ``predict``: test cases predicted out of the split's test cases (``split.json``) per checkpoint, and
   ``eval``: whether the run's metrics are written.
 
+Runs that have not started yet are listed too (``waiting``, epoch ``0/N``): the workflow writes the plan
+of the study, every (dataset, setting, seed) and its epochs, to ``<results>/runs.json`` when a run of
+Snakemake starts (:func:`write_plan`).
+
 Example output::
 
     dataset      setting    seed  epoch   loss    val     state    ETA     updated  predict     eval
@@ -28,6 +32,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -37,9 +42,12 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunStatus", "collect_status", "format_table", "main", "run_status"]
+__all__ = ["PLAN_FILE", "RunStatus", "collect_status", "format_table", "main", "read_plan", "run_status", "write_plan"]
 
 RunStatus = dict[str, Any]
+
+#: The study's plan, under the results folder (written by the workflow when it starts).
+PLAN_FILE = "runs.json"
 
 _COLUMNS = ("dataset", "setting", "seed", "epoch", "loss", "val", "state", "ETA", "updated", "predict", "eval")
 
@@ -159,8 +167,47 @@ def run_status(results: str | PathLike[str], dataset: str, setting: str, seed: i
 _SEED_DIR = re.compile(r"seed(\d+)")
 
 
+def write_plan(results: str | PathLike[str], runs: Sequence[dict[str, Any]]) -> Path:
+    """Write the study's plan, one entry per training run, to ``<results>/runs.json`` atomically.
+
+    Args:
+        results: The study's results folder (created if missing).
+        runs: Dicts with ``dataset``, ``setting``, ``seed`` and ``epochs``.
+
+    Returns:
+        The written path.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> _ = write_plan(d, [{"dataset": "ds", "setting": "dice", "seed": 0, "epochs": 30}])
+        >>> [(r["setting"], r["state"], r["epochs"]) for r in collect_status(d)]
+        [('dice', 'waiting', 30)]
+    """
+    res = Path(results)
+    res.mkdir(parents=True, exist_ok=True)
+    entries = [{"dataset": str(r["dataset"]), "setting": str(r["setting"]), "seed": int(r["seed"]),
+                "epochs": None if r.get("epochs") is None else int(r["epochs"])} for r in runs]
+    out = res / PLAN_FILE
+    tmp = res / f".{PLAN_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"runs": entries}, indent=1), encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def read_plan(results: str | PathLike[str]) -> list[dict[str, Any]]:
+    """The entries of ``<results>/runs.json`` (empty when there is none or it cannot be read)."""
+    plan = _read_json(Path(results) / PLAN_FILE)
+    runs = plan.get("runs") if isinstance(plan, dict) else None
+    if not isinstance(runs, list):
+        return []
+    return [r for r in runs if isinstance(r, dict) and {"dataset", "setting", "seed"} <= set(r)]
+
+
 def collect_status(results: str | PathLike[str], now: float | None = None) -> list[RunStatus]:
-    """The status of every training run found under ``results`` (``<dataset>/train/<setting>/seed<k>``).
+    """The status of every training run of the study: those of the plan (``runs.json``, in its order;
+    not started yet: ``waiting``), then any other run found under ``results``
+    (``<dataset>/train/<setting>/seed<k>``, e.g. of an earlier config).
 
     Example:
         >>> import tempfile, os
@@ -169,15 +216,37 @@ def collect_status(results: str | PathLike[str], now: float | None = None) -> li
         [('dice', 'running')]
     """
     res = Path(results)
-    out = []
+    planned: dict[tuple[str, str, int], int | None] = {}
+    for entry in read_plan(res):
+        try:
+            key = (str(entry["dataset"]), str(entry["setting"]), int(entry["seed"]))
+        except (TypeError, ValueError):
+            continue
+        planned[key] = _int(entry.get("epochs"))
+    found = []
     for train in sorted(res.glob("*/train")):
         dataset = train.parent.name
         for setting_dir in sorted(p for p in train.iterdir() if p.is_dir()):
             for seed_dir in sorted(p for p in setting_dir.iterdir() if p.is_dir()):
                 m = _SEED_DIR.fullmatch(seed_dir.name)
                 if m:
-                    out.append(run_status(res, dataset, setting_dir.name, int(m.group(1)), now))
+                    found.append((dataset, setting_dir.name, int(m.group(1))))
+    out = []
+    for key in [*planned, *[k for k in found if k not in planned]]:
+        st = run_status(res, *key, now=now)
+        if st["epochs"] is None and planned.get(key) is not None:
+            st["epochs"] = planned[key]
+            if st["epoch"] is None and st["state"] == "waiting":
+                st["epoch"] = 0
+        out.append(st)
     return out
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _duration(seconds: float | None) -> str:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from blobloss.data.checks import check_patch_size
+from blobloss.data.checks import check_patch_against_cases, check_patch_size
 from blobloss.data.convert import discover_cases
 from blobloss.data.split import make_split
 from blobloss.errors import BlobLossError
@@ -53,6 +53,8 @@ PATHS = {
     "meta": CASE_DIR + "/meta.json",
     # every case of a dataset read and checked at once, before any conversion
     "checks": RESULTS + "/{dataset}/checks.json",
+    # the training patch against every case (from the check's report), before any training
+    "patch_check": RESULTS + "/{dataset}/patch_check.json",
     "given_instances": CASE_DIR + "/given_instances.nii.gz",
     "instances": CASE_DIR + "/instances.nii.gz",
     "instances_json": CASE_DIR + "/instances.json",
@@ -271,34 +273,22 @@ def _check_settings():
 
 
 def _check_patch_against_cases(name, patch, pad):
-    """The patch against every case's shape, from the dataset check's report when it exists (no image read)."""
+    """The patch against every case's shape, from the dataset check's report when it exists (no image read;
+    on a first run the check_patch job does this right after the dataset check)."""
     report_file = Path(PATHS["checks"].format(dataset=name))
     if not report_file.is_file():
-        return  # the first run: the training job's own check is the last line of defence
+        return
     import json
-    import warnings
 
     try:
         cases = json.loads(report_file.read_text())["cases"]
     except (OSError, ValueError, KeyError):
         return
-    problems = []
-    for case, facts in sorted(cases.items()):
-        if case not in CASES[name]:
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                check_patch_size(patch, facts["shape"], pad=pad, case=case,
-                                 key=f"datasets.{name}.training.patch_size")
-        except BlobLossError as exc:
-            problems.append(str(exc))
-    if problems:
-        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
-        raise WorkflowError(
-            f"config error: dataset {name!r}: {len(problems)} case(s) are smaller than the training patch:\n  "
-            + "\n  ".join(problems[:5]) + more
-        )
+    shapes = {case: facts["shape"] for case, facts in cases.items() if case in CASES[name]}
+    try:
+        check_patch_against_cases(shapes, patch, pad=pad, dataset=name, key=f"datasets.{name}.training.patch_size")
+    except BlobLossError as exc:
+        raise WorkflowError(f"config error: {exc}") from None
 
 
 _check_settings()
@@ -383,6 +373,15 @@ def runs(dataset):
     """(setting, seed) of every training run of a dataset."""
     ds = DATASETS[dataset]
     return [(st["name"], seed) for st in ds["training"]["losses"] for seed in ds["training"]["seeds"]]
+
+
+def study_plan():
+    """Every training run of the study with its epochs (for python -m blobloss.status)."""
+    return [
+        {"dataset": ds, "setting": setting, "seed": seed, "epochs": DATASETS[ds]["training"]["epochs"]}
+        for ds in DATASETS
+        for setting, seed in runs(ds)
+    ]
 
 
 def run_columns(wildcards):

@@ -26,7 +26,29 @@ rule check_dataset:
         "../../scripts/check_dataset.py"
 
 
-localrules: check_dataset, convert_case, convert_case_with_ids, manifest  # reading and converting cases: never a cluster job of their own
+rule check_patch:
+    """The training patch against every case, from the check's report: an oversized patch stops a first run
+    before training (later runs check it when the workflow is parsed)."""
+    input:
+        checks=PATHS["checks"],
+        code=job_code("check_patch.py"),
+    output:
+        report=PATHS["patch_check"],
+    params:
+        patch_size=lambda wc: DATASETS[wc.dataset]["training"]["patch_size"],
+        pad_to_patch=lambda wc: DATASETS[wc.dataset]["training"]["pad_to_patch"],
+    priority: 100  # before the conversions, as soon as the check is done
+    message:
+        "check the training patch against every case of {wildcards.dataset}"
+    log:
+        LOGS + "/check/{dataset}_patch.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/check_patch.py"
+
+
+localrules: check_dataset, check_patch, convert_case, convert_case_with_ids, manifest  # reading and converting cases: never a cluster job of their own
 
 
 rule convert_case:

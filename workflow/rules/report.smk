@@ -48,6 +48,8 @@ rule tables:
         table2={ds: DATASETS[ds]["evaluation"]["table2"] for ds in DATASETS},
         paper={ds: DATASETS[ds]["evaluation"]["paper_dataset"] for ds in DATASETS},
         best=best_datasets(),
+    message:
+        "tables: Table 1/2 and the pooled counts of every dataset"
     log:
         LOGS + "/results/tables.log",
     conda:
@@ -75,6 +77,8 @@ rule detection_by_size:
     params:
         stem=PATHS["detection_by_size"][: -len(".csv")],
         size_bins={ds: DATASETS[ds]["evaluation"]["size_bins"] for ds in DATASETS},
+    message:
+        "detection by blob size of every run"
     log:
         LOGS + "/results/detection_by_size.log",
     conda:
@@ -102,6 +106,8 @@ rule comparison:
     params:
         stem=PATHS["comparison"][: -len(".csv")],
         comparisons={ds: [list(p) for p in COMPARISONS[ds]] for ds in DATASETS},
+    message:
+        "comparison of each setting with its baseline (paired bootstrap intervals, Holm)"
     log:
         LOGS + "/results/comparison.log",
     conda:
@@ -123,6 +129,8 @@ rule recall_by_size_figure:
         settings=lambda wc: [st["name"] for st in DATASETS[wc.dataset]["training"]["losses"]],
         size_unit=lambda wc: DATASETS[wc.dataset]["spacing_unit"],
         n_seeds=lambda wc: len(DATASETS[wc.dataset]["training"]["seeds"]),
+    message:
+        "recall-by-size figure of {wildcards.dataset}"
     log:
         LOGS + "/results/{dataset}_recall_by_size.log",
     conda:
@@ -182,6 +190,8 @@ rule detection_figure:
         preds_b=_pair_files("pred_b"),
         seeds=lambda wc: _seeds(wc.dataset),
         connectivity=lambda wc: DATASETS[wc.dataset]["connectivity"],
+    message:
+        "detection figure of {wildcards.dataset}"
     log:
         LOGS + "/results/{dataset}_detection.log",
     conda:
@@ -201,6 +211,8 @@ rule paired_figure:
     params:
         pair=lambda wc: comparison_pair(wc.dataset),
         n_seeds=lambda wc: len(_seeds(wc.dataset)),
+    message:
+        "paired per-case figure of {wildcards.dataset}"
     log:
         LOGS + "/results/{dataset}_paired.log",
     conda:
@@ -220,6 +232,8 @@ rule training_curves:
     params:
         names=lambda wc: [f"{s} seed {k}" for s, k in runs(wc.dataset)],
         has_val=lambda wc: bool(split_cases(wc.dataset, "val")),
+    message:
+        "training curves of {wildcards.dataset}"
     log:
         LOGS + "/results/{dataset}_training.log",
     conda:

@@ -45,6 +45,8 @@ rule blob_statistics:
         ),
     params:
         percentile=config["stats"]["percentile"],
+    message:
+        "blob statistics figure (Fig. 4) of every dataset"
     log:
         LOGS + "/stats/figure.log",
     conda:

@@ -5,6 +5,7 @@ def _train_inputs(wildcards):
     return {
         "images": expand(PATHS["image"], dataset=wildcards.dataset, case=cases),
         "instances": expand(PATHS["instances"], dataset=wildcards.dataset, case=cases),
+        "patch_check": PATHS["patch_check"].format(dataset=wildcards.dataset),
         "code": job_code("train.py"),
     }
 
@@ -64,6 +65,8 @@ rule training_curve:
     params:
         names=lambda wc: [f"{wc.setting} seed {wc.seed}"],
         has_val=lambda wc: bool(split_cases(wc.dataset, "val")),
+    message:
+        "training curve of {wildcards.dataset}/{wildcards.setting}/seed{wildcards.seed}"
     log:
         LOGS + "/train/{dataset}/{setting}/seed{seed}_curve.log",
     conda:

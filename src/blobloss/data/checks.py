@@ -32,6 +32,7 @@ __all__ = [
     "EmptyLabelWarning",
     "check_channel_shapes",
     "check_dataset",
+    "check_patch_against_cases",
     "check_patch_size",
     "check_finite",
     "check_label_values",
@@ -382,6 +383,61 @@ def check_patch_size(
     return small
 
 
+def _patch_problems(shapes: Mapping[str, Sequence[int]], patch_size: Sequence[int], pad: bool,
+                    key: str = "training.patch_size") -> tuple[list[str], dict[str, list[int]]]:
+    """The messages of the cases smaller than the patch (unless ``pad``), and the cases to be padded."""
+    problems, padded = [], {}
+    for case, shape in sorted(shapes.items()):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PatchPaddingWarning)
+                small = check_patch_size(patch_size, shape, pad=pad, case=case, key=key)
+        except DataIntegrityError as exc:
+            problems.append(str(exc))
+        else:
+            if small:
+                padded[case] = small
+    return problems, padded
+
+
+def check_patch_against_cases(
+    shapes: Mapping[str, Sequence[int]],
+    patch_size: Sequence[int],
+    pad: bool = False,
+    dataset: str = "",
+    key: str = "training.patch_size",
+) -> dict[str, list[int]]:
+    """The patch-size rule (:func:`check_patch_size`) against every case of a dataset at once.
+
+    Args:
+        shapes: ``{case: spatial shape}`` (e.g. the ``shape`` of each case in the dataset check's report).
+        patch_size: The training patch size.
+        pad: Allow cases smaller than the patch (they are zero-padded; no warning is raised here).
+        dataset: Dataset name, for the message.
+        key: The config key of the patch, for the messages.
+
+    Returns:
+        ``{case: axes along which it is smaller than the patch}`` for the cases that will be padded.
+
+    Raises:
+        DataIntegrityError: Naming every case smaller than the patch (the first 10) when ``pad`` is False.
+        ConfigError: When the patch itself breaks the rule.
+
+    Example:
+        >>> check_patch_against_cases({"a": (40, 40), "b": (40, 24)}, [32, 32], pad=True)
+        {'b': [1]}
+    """
+    problems, padded = _patch_problems(shapes, patch_size, pad, key)
+    if problems:
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        name = f"dataset {dataset!r}: " if dataset else ""
+        raise DataIntegrityError(
+            f"{name}{len(problems)} case(s) are smaller than the training patch:\n  "
+            + "\n  ".join(problems[:10]) + more
+        )
+    return padded
+
+
 # --------------------------------------------------------------------------------------------------
 # every case of a dataset at once
 # --------------------------------------------------------------------------------------------------
@@ -484,16 +540,8 @@ def check_dataset(
                         )
     padded: dict[str, list[int]] = {}
     if patch_size is not None:
-        for r in good:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", PatchPaddingWarning)
-                    small = check_patch_size(patch_size, r["shape"], pad=pad_to_patch, case=r["case"])
-            except DataIntegrityError as exc:
-                problems.append(str(exc))
-            else:
-                if small:
-                    padded[r["case"]] = small
+        patch_problems, padded = _patch_problems({r["case"]: r["shape"] for r in good}, patch_size, pad_to_patch)
+        problems.extend(patch_problems)
     empty = [r["case"] for r in good if r["label_voxels"] == 0]
     if good and len(empty) == len(results):
         problems.append(
@@ -503,9 +551,11 @@ def check_dataset(
     if problems:
         shown = problems[:25]
         more = f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else ""
-        n_bad = len({p.split("'")[1] for p in problems if p.startswith("case '")}) or len(problems)
+        n_bad = len({p.split("'")[1] for p in problems if p.startswith("case '")})
+        where = (f"in {n_bad} of {len(results)} case(s)" if n_bad
+                 else f"of the dataset as a whole ({len(results)} case(s) checked)")
         raise DataIntegrityError(
-            f"dataset {name!r}: {len(problems)} problem(s) in {n_bad} of {len(results)} case(s); nothing was "
+            f"dataset {name!r}: {len(problems)} problem(s) {where}; nothing was "
             "converted. Fix them and run again:\n  " + "\n  ".join(shown) + more
         )
     binarized = {r["case"]: r["label_values"] for r in good if r["label_values"]}
