@@ -32,7 +32,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -184,14 +183,12 @@ def write_plan(results: str | PathLike[str], runs: Sequence[dict[str, Any]]) -> 
         >>> [(r["setting"], r["state"], r["epochs"]) for r in collect_status(d)]
         [('dice', 'waiting', 30)]
     """
-    res = Path(results)
-    res.mkdir(parents=True, exist_ok=True)
+    from blobloss.io import write_json_atomic  # the workflow's side; reading the status stays stdlib-only
+
     entries = [{"dataset": str(r["dataset"]), "setting": str(r["setting"]), "seed": int(r["seed"]),
-                "epochs": None if r.get("epochs") is None else int(r["epochs"])} for r in runs]
-    out = res / PLAN_FILE
-    tmp = res / f".{PLAN_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"runs": entries}, indent=1), encoding="utf-8")
-    os.replace(tmp, out)
+                "epochs": _int(r.get("epochs"))} for r in runs]
+    out = Path(results) / PLAN_FILE
+    write_json_atomic(out, {"runs": entries}, indent=1)
     return out
 
 

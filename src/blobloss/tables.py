@@ -102,13 +102,9 @@ BASE_CASE_COLUMNS: tuple[str, ...] = (
     "dsc", "sensitivity", "precision", "surface_dice", "tp", "fp", "fn", "instance_sensitivity",
     "instance_precision", "f1", "gt_empty", "pred_empty",
 )
-#: Metric columns averaged by :func:`summarize_runs` when the per-case table has them (beyond the paper's):
-#: the per-component metrics, IS counted per ground-truth blob and the one-to-one IoU >= 0.5 rule.
-EXTRA_METRICS: tuple[str, ...] = (
-    "cc_dice", "cc_surface_dice", "instance_sensitivity_gt", "f1_iou", "instance_sensitivity_iou",
-    "instance_precision_iou",
-)
-#: Summary columns of the extra metrics -> their labels in the tables (the paper's columns stay the paper's).
+#: Metric columns beyond the paper's, averaged by :func:`summarize_runs` where the per-case table has them
+#: (the per-component metrics, IS counted per ground-truth blob and the one-to-one IoU >= 0.5 rule) -> their
+#: labels in Table 1, where they follow the paper's columns in this order.
 EXTRA_LABELS: dict[str, str] = {
     "cc_dice": "cc_dice",
     "cc_surface_dice": "cc_surface_dice",
@@ -117,8 +113,8 @@ EXTRA_LABELS: dict[str, str] = {
     "instance_sensitivity_iou": "IS_iou",
     "instance_precision_iou": "IP_iou",
 }
-#: Extra columns of Table 1 (after the paper's metrics) where the summary has them.
-TABLE1_EXTRA: tuple[str, ...] = ("cc_dice", "cc_surface_dice", "IS_gt", "F1_iou", "IS_iou", "IP_iou")
+#: The extra metric columns, in Table 1's order.
+EXTRA_METRICS: tuple[str, ...] = tuple(EXTRA_LABELS)
 TABLE1_METRICS: tuple[str, ...] = ("DSC", "SDSC", "F1", "IS", "IP")
 TABLE2_METRICS: tuple[str, ...] = ("DSC", "S", "P", "SDSC", "F1", "IS", "IP")
 #: Human-readable loss names (unknown losses: underscores become spaces).
@@ -548,8 +544,7 @@ def table1(
         "loss": _labels(rows, with_alpha_beta=True),
         "lr": rows["lr"].astype(float),
     })
-    inverse = {label: column for column, label in EXTRA_LABELS.items()}
-    extra = [m for m in TABLE1_EXTRA if inverse[m] in rows.columns]
+    extra = [label for column, label in EXTRA_LABELS.items() if column in rows.columns]
     table = pd.concat([table, _counts_frame(rows), _metric_frame(rows, (*TABLE1_METRICS, *extra))], axis=1)
     return _with_paper(table, rows, TABLE1_METRICS, paper, paper_datasets)
 
